@@ -1,0 +1,1 @@
+"""Data layer: BData files, stimulus images, paired datasets, importers, downloads."""
