@@ -1,0 +1,288 @@
+"""Run configuration: frozen dataclasses, YAML presets, command-line overrides.
+
+Every run is described by one :class:`Config` tree. It is loaded from a preset
+(``paper``, ``demo``, ``small`` or a YAML file), overridden with ``section.key=value``
+strings, validated (a key typo names the nearest valid key), and written to the run
+directory before any work starts. Field names carry their units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e_recon.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is preprocessed."""
+
+    subject: str = "sub-01"
+    train_fmri: str = ""  # BData .h5 of the training session
+    test_fmri: tuple[str, ...] = ()  # BData .h5 of each test session (natural, shapes, letters)
+    images_dir: str = ""  # folder of stimulus images (searched recursively by file name)
+    roi: str = "ROI_VC = 1"  # selection expression for the voxels
+    image_size_px: int = 248  # images are resized to this before cropping
+    crop_px: int = 227  # random crop during training, centre crop at test time
+    train_images: int = 0  # use only the first N training images (0 = all)
+    val_images: int = 0  # hold out N whole training images for validation (0 = none)
+    drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
+    cache_dir: str = ""  # preprocessed-image cache ("" = beside the images)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Networks: generator architecture, comparator and discriminator."""
+
+    fc_width: int = 4096  # width of defc7, defc6, defc5
+    output_size_px: int = 256  # generator output before the centre crop
+    base_channels: int = 256  # channels of the first 4 x 4 feature map
+    leaky_slope: float = 0.3
+    comparator: str = "caffenet"  # caffenet | alexnet | efficientnet-lite0 | ... | random-caffenet
+    comparator_path: str = ""  # weights file for caffenet / alexnet ("" = data home)
+    feature_layers: tuple[str, ...] = ("pool5",)
+    first_layer_l2: float = 0.0  # extra L2 on the generator's first fully connected layer
+    input_dropout: float = 0.0  # dropout on the voxel input during training
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights in Caffe's convention (Euclidean = sum of squares / 2 / batch)."""
+
+    image_weight: float = 2e-6
+    feature_weight: float = 0.01
+    adversarial_weight: float = 100.0
+    warmup_iters: int = 0  # ramp feature and adversarial weights up linearly over this many
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, balance rule, snapshots and hardware."""
+
+    batch_size: int = 64
+    iters: int = 500_000
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    discriminator_weight_decay: float = 4e-4  # Caffe-style L2 added to the gradient
+    generator_weight_decay: float = 0.0
+    lr_halve_at_iters: tuple[int, ...] = (300_000, 500_000, 700_000, 900_000, 1_100_000)
+    balance_stop_d_below: float = 0.1
+    balance_resume_d_above: float = 0.5
+    balance_stop_g_above: float = 10.0
+    snapshot_every_iters: int = 10_000
+    log_every_iters: int = 100
+    grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)
+    val_every_iters: int = 0  # evaluate the validation split (0 = never)
+    early_stop_patience: int = 0  # stop after this many validations without improvement (0 = off)
+    best_metric: str = "pixel_identification"
+    presentation_average_k: int = 1  # train on means of k presentations, scaled by sqrt(k)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # auto | fp32 | bf16
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class ReconConfig:
+    """Test-time procedure."""
+
+    scale: str = "sqrt_n"  # "sqrt_n" (sqrt of the trials averaged) or a fixed number, e.g. "4.9"
+    clip_percent: float = 0.04  # extreme pixel values clipped for display (half each side)
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation settings."""
+
+    resolution_px: int = 64  # common resolution for the second pixel-identification figure
+    bootstrap_samples: int = 1000
+    ci_level: float = 0.95
+    feature_network: str = "efficientnet-lite2"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One complete run description."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    recon: ReconConfig = field(default_factory=ReconConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with the package (``paper``, ``demo``, ...)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_config(preset_or_path: str | Path = "paper", overrides: typing.Sequence[str] = ()) -> Config:
+    """Load a preset or YAML file and apply ``section.key=value`` overrides.
+
+    Parameters
+    ----------
+    preset_or_path : str or Path
+        A preset name (see :func:`preset_names`) or the path of a YAML file.
+    overrides : sequence of str
+        Items like ``"train.batch_size=8"``; values are parsed as YAML.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset or file, a key typo (the nearest valid key is named), or a
+        value of the wrong type.
+    """
+    raw = _read_yaml(_resolve_source(preset_or_path))
+    for item in overrides:
+        _apply_override(raw, item)
+    return from_dict(raw)
+
+
+def with_overrides(cfg: Config, overrides: typing.Sequence[str]) -> Config:
+    """Return a copy of ``cfg`` with ``section.key=value`` overrides applied."""
+    raw = to_dict(cfg)
+    for item in overrides:
+        _apply_override(raw, item)
+    return from_dict(raw)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples become lists, as in YAML)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def dump_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the config as YAML, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump_yaml(cfg))
+    tmp.replace(path)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a validated :class:`Config` from a nested dict (missing keys take defaults)."""
+    return _build(Config, raw, prefix="")
+
+
+def _resolve_source(preset_or_path: str | Path) -> Path:
+    path = Path(preset_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    preset = PRESETS_DIR / f"{preset_or_path}.yaml"
+    if not preset.is_file():
+        raise ConfigError(
+            f"unknown preset {str(preset_or_path)!r}: choose one of {', '.join(preset_names())} "
+            "or give the path of a YAML file"
+        )
+    return preset
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
+    return raw
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.batch_size=8")
+    value = yaml.safe_load(text) if text.strip() else ""
+    *sections, leaf = key.split(".")
+    node = raw
+    for section in sections:
+        child = node.setdefault(section, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {section!r} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _nearest(name: str, valid: typing.Iterable[str], prefix: str) -> str:
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean '{prefix}{match[0]}'?" if match else ""
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {where} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key '{prefix}{key}'{_nearest(str(key), names, prefix)} "
+                f"(valid keys in {where}: {', '.join(sorted(names))})"
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(typing.cast(type, hint), value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hint, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        items = value if isinstance(value, list | tuple) else [value]
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in items)
+        if len(items) != len(args):
+            raise ConfigError(f"config key {key!r} needs {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(items, args, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"config key {key!r} must be of type {hint.__name__}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return value

@@ -1,0 +1,83 @@
+"""Numbered run directories and run logging.
+
+A run lives in ``runs/NNNNN-<subject>-<name>/`` with ``config.yaml``,
+``log.txt``, ``stats.jsonl``, ``checkpoints/``, ``recon/`` and ``report/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from e2e_recon.config import Config, save_config
+from e2e_recon.errors import CheckpointError
+
+_RUN_NAME = re.compile(r"^(\d{5})-")
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+LOGGER_NAME = "e2e_recon"
+
+
+def next_run_dir(runs_root: Path, subject: str, name: str) -> Path:
+    """Create and return the next numbered run directory under ``runs_root``.
+
+    Parameters
+    ----------
+    runs_root : Path
+        Parent folder, created when missing.
+    subject, name : str
+        Parts of the directory name (unsafe characters become ``-``).
+
+    Returns
+    -------
+    Path
+        A new, empty directory ``runs_root/NNNNN-subject-name``.
+    """
+    runs_root.mkdir(parents=True, exist_ok=True)
+    label = "-".join(_SAFE.sub("-", part).strip("-") or "x" for part in (subject, name))
+    numbers = [int(m.group(1)) for p in runs_root.iterdir() if (m := _RUN_NAME.match(p.name))]
+    number = max(numbers, default=-1) + 1
+    while True:  # another process may take the same number: mkdir is the arbiter
+        run_dir = runs_root / f"{number:05d}-{label}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            number += 1
+
+
+def init_run_dir(run_dir: Path, cfg: Config) -> Path:
+    """Lay out a run directory and write its resolved config before work starts."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("checkpoints", "recon", "report"):
+        (run_dir / sub).mkdir(exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    attach_log_file(run_dir / "log.txt")
+    return run_dir
+
+
+def require_run_dir(run_dir: Path) -> Path:
+    """Check that ``run_dir`` is a run directory (has ``config.yaml``)."""
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(
+            f"{run_dir} is not a run directory (no config.yaml); give a folder made by "
+            "'e2e-recon train' or 'e2e-recon demo'"
+        )
+    return run_dir
+
+
+def get_logger() -> logging.Logger:
+    """The project's logger (messages go to the terminal and the run's log.txt)."""
+    return logging.getLogger(LOGGER_NAME)
+
+
+def attach_log_file(path: Path) -> None:
+    """Also write the project's log messages to ``path`` (appending)."""
+    logger = get_logger()
+    logger.setLevel(logging.INFO)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path.resolve():
+            return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
