@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -383,7 +384,14 @@ def load_state_dict(path: str | Path, variant: str = "lite0") -> EfficientNetLit
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError, TypeError, AttributeError) as exc:
+    except (
+        RuntimeError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        pickle.UnpicklingError,
+    ) as exc:
         raise ModelFormatError(
             f"{path}: not an EfficientNet-{variant.capitalize()} state dict ({exc}); "
             f"expected the file shipped in {VARIANTS[variant].package!r}"
