@@ -1,0 +1,561 @@
+"""BData HDF5 files (the Kamitani lab's data format), read and written with h5py.
+
+A BData file holds one 2-D float64 array ``dataset`` (samples x columns) and
+per-column metadata: a list of keys, one row of values per key (NaN where a key
+does not apply) and a description per key. Voxel columns, label columns, run and
+session columns all live side by side; keys such as ``VoxelData`` or ``ROI_VC``
+mark which columns are which.
+
+``BData.select`` implements the selection grammar of the lab's ``bdpy``:
+
+- a bare key (``ROI_VC``) selects the columns whose value for that key is 1;
+- ``*`` in a key is a wildcard (``ROI_V*`` = any key starting with ``ROI_V``;
+  columns where any matching key is 1);
+- ``KEY = N`` compares the bare-key selection (a 0/1 vector) with N. This is
+  bdpy's semantics: ``ROI_VC = 0`` is "not ROI_VC = 1" and therefore also
+  returns the non-voxel columns (labels, run, session), and any N other than
+  0 or 1 selects nothing;
+- ``|`` and ``+`` (union), ``&`` (intersection), ``-`` (difference), all of
+  equal precedence and left-associative (``A | B & C`` is ``(A | B) & C``);
+  parentheses group. ``"quoted keys"`` may contain operator characters.
+
+One deliberate difference: bdpy's parser mishandles a closing parenthesis
+nested inside another group followed by more operators
+(``A & (B | (C & D) | E)``); this module evaluates such expressions as written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from e2e_recon.errors import DataError
+
+__all__ = ["BData", "parse_selection"]
+
+_OPERATORS = ("|", "+", "&", "-", "=")
+_SET_OPERATORS = ("|", "&", "-")
+
+
+# --------------------------------------------------------------------------------------------
+# Selection grammar
+# --------------------------------------------------------------------------------------------
+
+
+def _tokenize(expr: str) -> list[str]:
+    """Split a selection expression into keys, numbers, operators and parentheses.
+
+    Spaces outside quotes are ignored (as in bdpy); ``+`` is read as ``|``.
+    """
+    tokens: list[str] = []
+    buf = ""
+    i = 0
+    while i < len(expr):
+        ch = expr[i]
+        if ch in "\"'":
+            end = expr.find(ch, i + 1)
+            if end < 0:
+                raise DataError(f"Selection {expr!r}: unclosed quote {ch} at position {i}.")
+            buf += expr[i + 1 : end]
+            i = end + 1
+            continue
+        if ch in _OPERATORS or ch in "()":
+            if buf:
+                tokens.append(buf)
+                buf = ""
+            tokens.append("|" if ch == "+" else ch)
+        elif not ch.isspace():
+            buf += ch
+        i += 1
+    if buf:
+        tokens.append(buf)
+    return tokens
+
+
+Token = tuple[str, Any]  # ("key", name) | ("num", value) | ("op", operator)
+
+
+def parse_selection(expr: str) -> list[Token]:
+    """Parse a selection expression into reverse Polish notation.
+
+    Parameters
+    ----------
+    expr : str
+        For example ``"ROI_V1 | ROI_V2 - ROI_HVC"`` or ``"(ROI_V* = 1) & VoxelData"``.
+
+    Returns
+    -------
+    list of (kind, value)
+        Operands (``("key", name)``, ``("num", value)``) and operators (``("op", "|")``)
+        in evaluation order.
+
+    Raises
+    ------
+    DataError
+        If the expression is empty or malformed (unbalanced parentheses, missing operand).
+    """
+    tokens = _tokenize(expr)
+    if not tokens:
+        raise DataError("Empty selection expression: give a metadata key such as 'ROI_VC = 1'.")
+    rpn: list[Token] = []
+    pos = _parse_expr(tokens, 0, rpn, expr)
+    if pos != len(tokens):
+        raise DataError(f"Selection {expr!r}: unexpected {tokens[pos]!r} (unbalanced ')'?).")
+    return rpn
+
+
+def _parse_expr(tokens: list[str], pos: int, rpn: list[Token], expr: str) -> int:
+    """expr := compare (setop compare)*  -- equal precedence, left-associative."""
+    pos = _parse_compare(tokens, pos, rpn, expr)
+    while pos < len(tokens) and tokens[pos] in _SET_OPERATORS:
+        op = tokens[pos]
+        pos = _parse_compare(tokens, pos + 1, rpn, expr)
+        rpn.append(("op", op))
+    return pos
+
+
+def _parse_compare(tokens: list[str], pos: int, rpn: list[Token], expr: str) -> int:
+    """compare := primary ('=' NUMBER)*  -- '=' binds tighter than the set operators."""
+    pos = _parse_primary(tokens, pos, rpn, expr)
+    while pos < len(tokens) and tokens[pos] == "=":
+        number = _as_number(tokens[pos + 1]) if pos + 1 < len(tokens) else None
+        if number is None:
+            raise DataError(f"Selection {expr!r}: '=' must be followed by a number (KEY = 1).")
+        rpn.extend([("num", number), ("op", "=")])
+        pos += 2
+    return pos
+
+
+def _parse_primary(tokens: list[str], pos: int, rpn: list[Token], expr: str) -> int:
+    if pos >= len(tokens):
+        raise DataError(f"Selection {expr!r} ends where a key or '(' was expected.")
+    tok = tokens[pos]
+    if tok == "(":
+        pos = _parse_expr(tokens, pos + 1, rpn, expr)
+        if pos >= len(tokens) or tokens[pos] != ")":
+            raise DataError(f"Selection {expr!r}: missing ')'.")
+        return pos + 1
+    if tok in _OPERATORS or tok == ")":
+        raise DataError(f"Selection {expr!r}: expected a key before {tok!r}.")
+    rpn.append(("key", tok))
+    return pos + 1
+
+
+def _as_number(token: str) -> float | None:
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _decode_strings(h5: h5py.File, node: h5py.Dataset) -> list[str]:
+    """Read a list of strings stored as bytes, str, MATLAB char arrays or MATLAB cellstr refs."""
+    raw = node[()]
+    if node.dtype.kind == "O" and h5py.check_dtype(ref=node.dtype) is not None:
+        return [_matlab_chars(h5[ref][()]) for ref in np.asarray(raw).ravel()]
+    if node.dtype.kind in "ui":  # a MATLAB char matrix: one string per row/column
+        arr = np.atleast_2d(raw)
+        return [_matlab_chars(row) for row in arr]
+    out = []
+    for item in np.atleast_1d(raw).ravel():
+        out.append(item.decode("utf-8") if isinstance(item, bytes) else str(item))
+    return out
+
+
+def _matlab_chars(codes: np.ndarray) -> str:
+    return "".join(chr(int(c)) for c in np.asarray(codes).ravel() if int(c) != 0).strip()
+
+
+def _orient(dataset: np.ndarray, values: np.ndarray, n_keys: int, path: Path) -> tuple:
+    """Undo MATLAB's transposition: values must be (n_keys, n_cols), dataset (n, n_cols)."""
+    values = np.atleast_2d(values)
+    if values.shape[0] != n_keys and values.shape[1] == n_keys:
+        values = values.T
+    if values.shape[0] != n_keys:
+        raise DataError(
+            f"{path}: metadata/value has shape {values.shape} but there are {n_keys} keys; "
+            "the file is not a valid BData file."
+        )
+    n_cols = values.shape[1]
+    if dataset.shape[1] != n_cols and dataset.shape[0] == n_cols:
+        dataset = dataset.T
+    if dataset.shape[1] != n_cols:
+        raise DataError(
+            f"{path}: dataset has shape {dataset.shape} but metadata describes {n_cols} "
+            "columns; the file is not a valid BData file."
+        )
+    return np.ascontiguousarray(dataset), np.ascontiguousarray(values)
+
+
+def _pick(group: h5py.Group, names: Iterable[str], path: Path, what: str) -> Any:
+    for name in names:
+        if name in group:
+            return group[name]
+    raise DataError(
+        f"{path}: no {what} ({' or '.join(names)}) in the file; it holds {sorted(group.keys())}. "
+        "Is this a BData file?"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# BData
+# --------------------------------------------------------------------------------------------
+
+
+class BData:
+    """A BData dataset: a float64 array with per-column metadata.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A BData HDF5 file (``.h5``, or a MATLAB v7.3 ``.mat``) to read. Without
+        it the object starts empty.
+
+    Attributes
+    ----------
+    dataset : ndarray, shape (n_samples, n_cols), float64
+    header : dict
+        Provenance entries from ``/header`` (free-form).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.dataset: np.ndarray = np.zeros((0, 0), dtype=np.float64)
+        self._keys: list[str] = []
+        self._descriptions: list[str] = []
+        self._values: np.ndarray = np.zeros((0, 0), dtype=np.float64)
+        self._vmap: dict[str, dict[float, str]] = {}
+        self.header: dict[str, Any] = {}
+        self.path: Path | None = None
+        if path is not None:
+            self._load(Path(path))
+
+    # -- metadata ------------------------------------------------------------------------
+
+    @property
+    def metadata_keys(self) -> list[str]:
+        """All metadata keys, in file order."""
+        return list(self._keys)
+
+    @property
+    def n_cols(self) -> int:
+        """Number of columns described by the metadata."""
+        return int(self._values.shape[1]) if self._keys else int(self.dataset.shape[1])
+
+    def metadata(self, key: str) -> np.ndarray:
+        """Return the metadata values of ``key``, shape (n_cols,), float64 (NaN = not set)."""
+        return self._values[self._key_index(key)].copy()
+
+    def metadata_description(self, key: str) -> str:
+        """Return the description of ``key``."""
+        return self._descriptions[self._key_index(key)]
+
+    def _key_index(self, key: str) -> int:
+        try:
+            return self._keys.index(key)
+        except ValueError:
+            raise DataError(self._missing_key_message(key)) from None
+
+    def _missing_key_message(self, key: str) -> str:
+        where = f" in {self.path}" if self.path else ""
+        rois = [k for k in self._keys if k.startswith("ROI_")]
+        others = [k for k in self._keys if not k.startswith("ROI_")]
+        return (
+            f"Metadata key {key!r} not found{where}. ROIs in this file: "
+            f"{', '.join(rois) or '(none)'}. Other keys: {', '.join(others[:30]) or '(none)'}"
+            f"{' ...' if len(others) > 30 else ''}."
+        )
+
+    # -- selection -----------------------------------------------------------------------
+
+    def select_index(self, expr: str, allow_empty: bool = False) -> np.ndarray:
+        """Return the boolean column mask of a selection expression (see module docstring).
+
+        Parameters
+        ----------
+        expr : str
+            Selection expression, for example ``"ROI_VC = 1"``.
+        allow_empty : bool
+            If False (default), an expression selecting no column raises DataError.
+
+        Returns
+        -------
+        ndarray, shape (n_cols,), bool
+        """
+        stack: list[Any] = []
+        for kind, value in parse_selection(expr):
+            if kind == "op":
+                right, left = stack.pop(), stack.pop()
+                stack.append(self._apply(value, left, right, expr))
+            elif kind == "num":
+                stack.append(value)
+            else:
+                stack.append(self._key_vector(value, expr))
+        mask = stack.pop()
+        if not allow_empty and not mask.any():
+            where = f" of {self.path}" if self.path else ""
+            raise DataError(
+                f"Selection {expr!r} selects no column{where}."
+                " Note: 'KEY = N' matches columns where KEY is 1 (N = 1) or not 1 (N = 0) only."
+            )
+        return mask
+
+    def _key_vector(self, key: str, expr: str) -> np.ndarray:
+        """Columns where any key matching ``key`` (``*`` = wildcard) equals 1."""
+        pattern = re.compile(".*".join(re.escape(p) for p in key.split("*")) + r"\Z")
+        rows = [i for i, k in enumerate(self._keys) if pattern.match(k)]
+        if not rows:
+            raise DataError(f"Selection {expr!r}: " + self._missing_key_message(key))
+        return np.any(self._values[rows] == 1, axis=0)
+
+    @staticmethod
+    def _apply(op: str, left: np.ndarray, right: Any, expr: str) -> np.ndarray:
+        if op == "=":
+            # bdpy compares the 0/1 key vector with the number (see module docstring).
+            return np.asarray(left == right, dtype=bool)
+        if op == "|":
+            return left | right
+        if op == "&":
+            return left & right
+        return left & ~right
+
+    def select(self, expr: str, return_index: bool = False) -> Any:
+        """Select columns of the dataset with a selection expression.
+
+        Parameters
+        ----------
+        expr : str
+            Selection expression (grammar in the module docstring).
+        return_index : bool
+            Also return the boolean column mask, as bdpy does.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_selected), float64
+            (and the mask, shape (n_cols,), if ``return_index``)
+
+        Raises
+        ------
+        DataError
+            For a missing key (the message lists the ROIs that exist), a malformed
+            expression, or an empty selection.
+        """
+        mask = self.select_index(expr)
+        data = self.dataset[:, mask]
+        return (data, mask) if return_index else data
+
+    def get(self, key: str) -> np.ndarray:
+        """Columns where ``key`` is 1 (bdpy's ``get``; same as ``select(key)``)."""
+        return self.select(f'"{key}" = 1')
+
+    # -- modification --------------------------------------------------------------------
+
+    def add(self, values: np.ndarray, key: str) -> None:
+        """Append columns to the dataset, marked by metadata ``key`` = 1 on the new columns.
+
+        Parameters
+        ----------
+        values : ndarray, shape (n_samples,) or (n_samples, k)
+        key : str
+            If ``key`` already exists, its values on the new columns become 1 and
+            its old values are kept (as in bdpy).
+        """
+        x = np.asarray(values, dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        if x.ndim != 2:
+            raise DataError(f"BData.add({key!r}): values must be 1-D or 2-D, got {x.shape}.")
+        n_old = self.n_cols
+        if self.dataset.size and x.shape[0] != self.dataset.shape[0]:
+            raise DataError(
+                f"BData.add({key!r}): {x.shape[0]} rows, but the dataset has "
+                f"{self.dataset.shape[0]} samples."
+            )
+        self.dataset = x.copy() if not self.dataset.size else np.hstack([self.dataset, x])
+        self._values = np.hstack(
+            [
+                self._values.reshape(len(self._keys), n_old),
+                np.full((len(self._keys), x.shape[1]), np.nan),
+            ]
+        )
+        row = np.concatenate([np.full(n_old, np.nan), np.ones(x.shape[1])])
+        if key in self._keys:
+            row[:n_old] = self._values[self._keys.index(key), :n_old]
+        self._set_row(key, row, f"1 = {key}")
+
+    def add_metadata(
+        self, key: str, value: Any, description: str = "", where: str | None = None
+    ) -> None:
+        """Add (or replace) a metadata row.
+
+        Parameters
+        ----------
+        key : str
+        value : array_like, shape (n_cols,), or (number of columns where ``where`` is 1,)
+        description : str
+        where : str, optional
+            A key; ``value`` is then written to the columns where that key is 1 and
+            NaN elsewhere.
+        """
+        value = np.asarray(value, dtype=np.float64).ravel()
+        if where is not None:
+            mask = self.metadata(where) == 1
+            if value.size not in (1, int(mask.sum())):
+                raise DataError(
+                    f"add_metadata({key!r}, where={where!r}): {value.size} values for "
+                    f"{int(mask.sum())} columns."
+                )
+            row = np.full(self.n_cols, np.nan)
+            row[mask] = value
+        else:
+            if value.size != self.n_cols:
+                raise DataError(
+                    f"add_metadata({key!r}): {value.size} values but the dataset has "
+                    f"{self.n_cols} columns."
+                )
+            row = value
+        self._set_row(key, row, description)
+
+    def _set_row(self, key: str, row: np.ndarray, description: str) -> None:
+        if key in self._keys:
+            i = self._keys.index(key)
+            self._values[i] = row
+            self._descriptions[i] = description
+        else:
+            self._keys.append(key)
+            self._descriptions.append(description)
+            self._values = np.vstack([self._values.reshape(len(self._keys) - 1, row.size), row])
+
+    # -- value maps ----------------------------------------------------------------------
+
+    @property
+    def vmap(self) -> dict[str, dict[float, str]]:
+        """Value-to-name maps, ``{key: {value: name}}`` (a copy; assign to replace)."""
+        return {k: dict(v) for k, v in self._vmap.items()}
+
+    @vmap.setter
+    def vmap(self, maps: dict[str, dict[float, str]]) -> None:
+        self._vmap = {}
+        for key, mapping in maps.items():
+            self.add_vmap(key, mapping)
+
+    def add_vmap(self, key: str, mapping: dict[float, str]) -> None:
+        """Attach a value-to-name map to metadata ``key`` (the key must exist)."""
+        self._key_index(key)
+        merged = dict(self._vmap.get(key, {}))
+        for value, name in mapping.items():
+            if isinstance(value, str):
+                raise DataError(f"vmap for {key!r}: values must be numbers, got {value!r}.")
+            old = merged.get(float(value))
+            if old is not None and old != name:
+                raise DataError(f"vmap for {key!r}: {value} is {old!r}, cannot become {name!r}.")
+            merged[float(value)] = str(name)
+        self._vmap[key] = merged
+
+    def get_labels(self, key: str) -> list[str]:
+        """Names of the values in the ``key`` column (single column), via the vmap."""
+        if key not in self._vmap:
+            raise DataError(f"No vmap for {key!r}; keys with a vmap: {sorted(self._vmap)}.")
+        column = self.get(key)[:, 0]
+        return ["n/a" if np.isnan(v) else self._vmap[key][float(v)] for v in column]
+
+    # -- file I/O ------------------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise DataError(f"BData file not found: {path}.")
+        self.path = path
+        try:
+            with h5py.File(path, "r") as h5:
+                self._read_h5(h5, path)
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise DataError(
+                f"Cannot read {path} as a BData HDF5 file ({err}). The file may be truncated "
+                "(download it again) or not HDF5 at all (BData files are .h5 or MATLAB v7.3 .mat)."
+            ) from err
+
+    def _read_h5(self, h5: h5py.File, path: Path) -> None:
+        meta = _pick(h5, ("metadata", "metaData"), path, "metadata group")
+        keys = _decode_strings(h5, meta["key"])
+        descriptions = (
+            _decode_strings(h5, meta["description"]) if "description" in meta else [""] * len(keys)
+        )
+        values = np.asarray(meta["value"][()], dtype=np.float64)
+        data_node = _pick(h5, ("dataset", "dataSet"), path, "dataset")
+        dataset = np.asarray(data_node[()], dtype=np.float64)
+        self.dataset, self._values = _orient(dataset, values, len(keys), path)
+        self._keys, self._descriptions = keys, descriptions
+        if "header" in h5:
+            self.header = {k: _header_value(v[()]) for k, v in h5["header"].items()}
+        if "vmap" in h5:
+            for key, group in h5["vmap"].items():
+                self._vmap[key] = {float(v): _to_str(n[()]) for v, n in group.items()}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the data to a BData HDF5 file, atomically (temporary name, then rename).
+
+        The file is readable by bdpy (``bdpy.BData(path)``).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            with h5py.File(tmp_name, "w") as h5:
+                self._write_h5(h5)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def _write_h5(self, h5: h5py.File) -> None:
+        vlen = h5py.special_dtype(vlen=bytes)
+        h5.create_dataset("dataset", data=self.dataset.astype(np.float64, copy=False))
+        meta = h5.create_group("metadata")
+        meta.create_dataset("key", data=[k.encode() for k in self._keys], dtype=vlen)
+        meta.create_dataset(
+            "description", data=[d.encode() for d in self._descriptions], dtype=vlen
+        )
+        meta.create_dataset("value", data=self._values.reshape(len(self._keys), self.n_cols))
+        header = dict(self.header)
+        now = datetime.datetime.now()
+        header.update(ctime=now.strftime("%Y-%m-%d %H:%M:%S"), ctime_epoch=now.timestamp())
+        header["creator"] = "e2e-recon"
+        group = h5.create_group("header")
+        for key, value in header.items():
+            if isinstance(value, (list, tuple)):
+                group.create_dataset(key, data=[str(v).encode() for v in value], dtype=vlen)
+            elif isinstance(value, str):
+                group.create_dataset(key, data=value.encode())
+            else:
+                group.create_dataset(key, data=value)
+        vgroup = h5.create_group("vmap")
+        for key, mapping in self._vmap.items():
+            g = vgroup.create_group(key)
+            for value, name in mapping.items():
+                g.create_dataset(str(float(value)), data=name.encode())
+
+
+def _to_str(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _header_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_to_str(v) for v in value.ravel()]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.item() if isinstance(value, np.generic) else value
