@@ -130,7 +130,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def load_config(preset_or_path: str | Path = "paper", overrides: typing.Sequence[str] = ()) -> Config:
+def load_config(
+    preset_or_path: str | Path = "paper", overrides: typing.Sequence[str] = ()
+) -> Config:
     """Load a preset or YAML file and apply ``section.key=value`` overrides.
 
     Parameters
@@ -216,7 +218,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections, not {type(raw).__name__}"
+        )
     return raw
 
 
@@ -224,7 +228,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.batch_size=8")
+        raise ConfigError(
+            f"override {item!r} must look like section.key=value, e.g. train.batch_size=8"
+        )
     value = yaml.safe_load(text) if text.strip() else ""
     *sections, leaf = key.split(".")
     node = raw

@@ -1,0 +1,387 @@
+"""The ``e2e-recon`` command: a thin Typer app.
+
+Each command parses its options, builds a config where one is needed, and calls
+one library function. Errors the user can fix are printed as one line and exit
+with code 2; ``--debug`` shows the traceback instead. Library modules are
+imported inside the commands so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from e2e_recon import __version__
+from e2e_recon.errors import E2EReconError
+
+app = typer.Typer(
+    name="e2e-recon",
+    help="End-to-end deep image reconstruction from brain activity (Shen et al. 2019).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+experiment_app = typer.Typer(
+    help="Run the paper's analyses: loss ablations and training-set size.", no_args_is_help=True
+)
+app.add_typer(experiment_app, name="experiment")
+
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": os.environ.get("E2E_RECON_DEBUG", "") not in ("", "0")}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Print a project error as one line and exit 2 (traceback only with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except E2EReconError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"e2e-recon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """End-to-end deep image reconstruction from brain activity (Shen et al. 2019)."""
+    _state["debug"] = _state["debug"] or debug
+
+
+ConfigOpt = Annotated[
+    str, typer.Option("--config", "-c", help="Preset name (paper, demo, small) or a YAML file.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config value: section.key=value (repeatable)."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+
+
+@app.command()
+@user_errors
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the subject into.")] = Path("sim"),
+    preset: Annotated[
+        str, typer.Option(help="tiny (seconds), demo or paper (full size).")
+    ] = "demo",
+    subject: Annotated[str, typer.Option(help="Subject name used in file names.")] = "sub-01",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical data.")] = 0,
+    snr: Annotated[
+        float | None, typer.Option(help="Signal-to-noise ratio (default: calibrated).")
+    ] = None,
+) -> None:
+    """Write a simulated subject in the layout of the real Kamitani data.
+
+    Example: [bold]e2e-recon simulate --preset demo --out data/sim[/]
+    """
+    from e2e_recon.sim.subject import print_summary, simulate_subject
+
+    summary = simulate_subject(out, preset=preset, subject=subject, seed=seed, snr=snr)
+    print_summary(summary, console)
+
+
+@app.command("import")
+@user_errors
+def import_(
+    source: Annotated[Path, typer.Argument(help=".mat or .npz file holding voxels and labels.")],
+    out: Annotated[Path, typer.Option(help="Folder to write fmri/ and images/ into.")],
+    subject: Annotated[str, typer.Option(help="Subject name used in file names.")] = "sub-01",
+    voxels_key: Annotated[str, typer.Option(help="Array of voxels (samples x voxels).")] = "",
+    labels_key: Annotated[str, typer.Option(help="Array of stimulus labels per sample.")] = "",
+    images_key: Annotated[str, typer.Option(help="Array of images (n, H, W[, 3]).")] = "",
+    split_key: Annotated[
+        str, typer.Option(help="Array marking test samples (1) or 'train'/'test'.")
+    ] = "",
+    images_dir: Annotated[
+        Path | None, typer.Option(help="Folder of stimulus images instead of an array.")
+    ] = None,
+) -> None:
+    """Turn your own recordings (.mat or .npz arrays) into BData files and an image folder.
+
+    Example: [bold]e2e-recon import my_subject.mat --out data/mine --voxels-key X --labels-key y[/]
+    """
+    from e2e_recon.data.importers import import_arrays
+
+    summary = import_arrays(
+        source,
+        out,
+        subject=subject,
+        voxels_key=voxels_key or None,
+        labels_key=labels_key or None,
+        images_key=images_key or None,
+        split_key=split_key or None,
+        images_dir=images_dir,
+    )
+    for key, value in summary.items():
+        console.print(f"{key}: {value}")
+
+
+@app.command()
+@user_errors
+def convert(
+    model: Annotated[
+        Path, typer.Argument(help="A .caffemodel (generator, discriminator, CaffeNet).")
+    ],
+    out: Annotated[Path, typer.Option(help="Output .pt file.")],
+    prototxt: Annotated[Path | None, typer.Option(help="Its prototxt (optional).")] = None,
+    kind: Annotated[str, typer.Option(help="auto, generator, discriminator or caffenet.")] = "auto",
+) -> None:
+    """Convert a released Caffe model into the project's .pt format.
+
+    Example: [bold]e2e-recon convert net/sub-01/generator.caffemodel --out sub-01_generator.pt[/]
+    """
+    from e2e_recon.caffe.convert import convert_caffemodel
+
+    path = convert_caffemodel(model, out, kind=kind, prototxt=prototxt)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigOpt = "paper",
+    set_: SetOpt = None,
+    train_fmri: Annotated[Path | None, typer.Option(help="Training BData .h5 file.")] = None,
+    test_fmri: Annotated[
+        list[Path] | None, typer.Option(help="Test BData .h5 file(s), for progress grids.")
+    ] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of stimulus images.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Parent of numbered run folders.")] = Path("runs"),
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Exact run folder (default: numbered).")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
+    device: DeviceOpt = "",
+    dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
+) -> None:
+    """Train a generator from fMRI to images with the DeePSiM losses.
+
+    Example: [bold]e2e-recon train --config paper --train-fmri sub-01_..._Training_original_VC.h5
+    --images stimuli/ --set train.batch_size=32[/]
+    """
+    from e2e_recon.commands import prepare_train
+
+    cfg, target = prepare_train(
+        config,
+        set_ or [],
+        train_fmri,
+        test_fmri,
+        images,
+        device,
+        runs_dir,
+        run_dir,
+        resume,
+        dry_run,
+    )
+    if target is None:
+        return
+    from e2e_recon.train.loop import train as run_training
+
+    summary = run_training(cfg, target, resume=resume is not None)
+    console.print_json(data=summary)
+
+
+@app.command()
+@user_errors
+def reconstruct(
+    generator: Annotated[
+        str, typer.Option(help="Run folder, .pt, .caffemodel, or a folder of snapshots.")
+    ] = "",
+    test_fmri: Annotated[list[Path] | None, typer.Option(help="Test BData .h5 file(s).")] = None,
+    train_fmri: Annotated[
+        Path | None, typer.Option(help="Training file, for z-scoring when the model lacks stats.")
+    ] = None,
+    roi: Annotated[str, typer.Option(help="Voxel selection expression.")] = "ROI_VC = 1",
+    subject: Annotated[
+        str, typer.Option(help="Find files in the data home for this subject.")
+    ] = "",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("recon"),
+    ridge: Annotated[bool, typer.Option(help="Also reconstruct with the ridge baseline.")] = False,
+    images: Annotated[Path | None, typer.Option(help="Stimulus images (for --ridge).")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Reconstruct test images from fMRI with a trained or released generator.
+
+    Example: [bold]e2e-recon reconstruct --generator runs/00000-sub-01-paper --test-fmri
+    sub-01_perceptionNaturalImageTest_original_VC.h5 --out recon/[/]
+    """
+    from e2e_recon.recon.reconstruct import reconstruct_cli
+
+    index = reconstruct_cli(
+        generator=generator,
+        test_fmri=test_fmri or [],
+        train_fmri=train_fmri,
+        roi=roi,
+        subject=subject or None,
+        out=out,
+        ridge=ridge,
+        images_dir=images,
+        device=device,
+    )
+    console.print(f"wrote {index}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    recon: Annotated[Path, typer.Option(help="Folder written by 'reconstruct'.")],
+    images: Annotated[Path, typer.Option(help="Folder of stimulus images.")],
+    resolution_px: Annotated[int, typer.Option(help="Common resolution for pixel scores.")] = 64,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap samples for intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Score reconstructions: identification, PixCorr, SSIM, feature identification.
+
+    Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
+    """
+    from e2e_recon.evaluate.evaluate import evaluate_recon, metrics_table
+
+    result = evaluate_recon(recon, images, resolution_px=resolution_px, n_boot=bootstrap, seed=seed)
+    console.print(metrics_table(result))
+    console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (from train or demo).")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report/).")] = None,
+) -> None:
+    """Write a self-contained HTML report: image grids, metrics, training curves.
+
+    Example: [bold]e2e-recon report runs/00000-sub-01-demo[/]
+    """
+    from e2e_recon.report.report import write_report
+
+    path = write_report(run_dir, out)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def demo(
+    quick: Annotated[bool, typer.Option(help="A one-minute smoke version.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: numbered).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    comparator: Annotated[
+        str, typer.Option(help="Comparator weights: a CaffeNet .caffemodel or AlexNet .pth.")
+    ] = "",
+    device: DeviceOpt = "auto",
+) -> None:
+    """Run the whole method on a simulated subject: simulate, train, reconstruct, evaluate, report.
+
+    Example: [bold]e2e-recon demo[/]  (or [bold]e2e-recon demo --quick[/] for a smoke test)
+    """
+    from e2e_recon.demo import run_demo
+
+    run_demo(out=out, quick=quick, seed=seed, comparator=comparator or None, device=device)
+
+
+@app.command()
+@user_errors
+def download(
+    what: Annotated[str, typer.Argument(help="fmri, models, caffenet, alexnet or all.")],
+    subject: Annotated[
+        list[str] | None, typer.Option(help="Subjects (default: all three).")
+    ] = None,
+    dest: Annotated[Path | None, typer.Option(help="Data home (default: E2E_RECON_HOME).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if verified.")] = False,
+) -> None:
+    """Download the public data and released models into the data home (verified, resumable).
+
+    Example: [bold]e2e-recon download fmri --subject sub-01[/]
+    """
+    from e2e_recon.data.download import download_cli
+
+    download_cli(what, subjects=subject or None, dest=dest, force=force, console=console)
+
+
+@app.command("check-data")
+@user_errors
+def check_data(
+    subject: Annotated[str, typer.Option(help="Subject to check.")] = "sub-01",
+    dest: Annotated[Path | None, typer.Option(help="Data home.")] = None,
+    images: Annotated[Path | None, typer.Option(help="Stimulus image folder.")] = None,
+) -> None:
+    """Report which stimulus images of a subject's files are present.
+
+    Example: [bold]e2e-recon check-data --subject sub-01[/]
+    """
+    from e2e_recon.data.download import check_data_cli
+
+    check_data_cli(subject, home=dest, images_dir=images, console=console)
+
+
+@experiment_app.command("ablation")
+@user_errors
+def experiment_ablation(
+    config: ConfigOpt = "demo",
+    set_: SetOpt = None,
+    sim: Annotated[bool, typer.Option(help="Use a fresh simulated subject (demo preset).")] = True,
+    runs_dir: Annotated[Path, typer.Option(help="Parent of the run folders.")] = Path("runs"),
+) -> None:
+    """Train with all losses and without each one; one table and one plot.
+
+    Example: [bold]e2e-recon experiment ablation --config demo[/]
+    """
+    from e2e_recon.experiments import run_ablation
+
+    path = run_ablation(config, set_ or [], runs_dir=runs_dir)
+    console.print(f"wrote {path}")
+
+
+@experiment_app.command("train-size")
+@user_errors
+def experiment_train_size(
+    config: ConfigOpt = "demo",
+    set_: SetOpt = None,
+    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of training images.")] = "",
+    runs_dir: Annotated[Path, typer.Option(help="Parent of the run folders.")] = Path("runs"),
+) -> None:
+    """Accuracy against the number of training images; one table and one plot.
+
+    Example: [bold]e2e-recon experiment train-size --sizes 100,200,400[/]
+    """
+    from e2e_recon.experiments import run_train_size
+
+    numbers = [int(s) for s in sizes.split(",") if s.strip()]
+    path = run_train_size(config, set_ or [], sizes=numbers, runs_dir=runs_dir)
+    console.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="e2e-recon")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
