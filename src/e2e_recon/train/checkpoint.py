@@ -1,0 +1,241 @@
+"""Training checkpoints: plain dicts of tensors, written atomically, resumed exactly.
+
+A checkpoint holds the generator, the discriminator, both optimisers and their
+learning-rate schedules, the iteration, the balance state, the normalisation
+statistics and every random-number state (torch CPU and CUDA, numpy, Python and
+the explicit ``torch.Generator`` objects of the loop). It loads with
+``torch.load(weights_only=True)``. Files are written under a temporary name in the
+same folder, flushed to disk and then ``os.replace``d, so a process killed at any
+moment leaves the previous snapshot intact.
+
+Layout in a run directory::
+
+    checkpoints/snapshot_iter0010000.pt   one per snapshot
+    checkpoints/latest.pt                 the newest snapshot (a hard link when possible)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from e2e_recon.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "e2e-recon/train-checkpoint"
+GENERATOR_FORMAT = "e2e-recon/generator"
+FORMAT_VERSION = 1
+LATEST_NAME = "latest.pt"
+_SNAPSHOT = re.compile(r"^snapshot_iter(\d+)\.pt$")
+
+
+def snapshot_name(iteration: int) -> str:
+    """File name of the snapshot after ``iteration`` completed iterations."""
+    return f"snapshot_iter{iteration:07d}.pt"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` and check its format tag.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable or of another format.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: many exception types
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+            "use an earlier snapshot from the same folder"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != expected_format:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"checkpoint {path} has format {found!r}, expected {expected_format!r}"
+        )
+    if ckpt.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has version {ckpt.get('version')!r}; this e2e-recon reads "
+            f"version {FORMAT_VERSION}"
+        )
+    return ckpt
+
+
+def write_snapshot(checkpoint_dir: Path, ckpt: Mapping[str, Any]) -> Path:
+    """Write ``snapshot_iterNNNNNNN.pt`` and point ``latest.pt`` at it, both atomically.
+
+    Returns
+    -------
+    Path
+        The snapshot file.
+    """
+    path = checkpoint_dir / snapshot_name(int(ckpt["iteration"]))
+    atomic_torch_save(dict(ckpt), path)
+    latest = checkpoint_dir / LATEST_NAME
+    tmp = checkpoint_dir / f".{LATEST_NAME}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(path, tmp)  # no second copy of a large file
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
+    return path
+
+
+def find_resume_checkpoint(run_dir: Path) -> Path:
+    """The newest loadable checkpoint of a run: ``latest.pt``, else the newest snapshot.
+
+    Raises
+    ------
+    CheckpointError
+        When the run has no loadable checkpoint.
+    """
+    folder = run_dir / "checkpoints"
+    snapshots = sorted(
+        (int(m.group(1)), p)
+        for p in (folder.iterdir() if folder.is_dir() else ())
+        if (m := _SNAPSHOT.match(p.name))
+    )
+    candidates = [folder / LATEST_NAME] + [p for _, p in reversed(snapshots)]
+    for path in candidates:
+        if path.is_file():
+            with contextlib.suppress(CheckpointError):
+                load_checkpoint(path)
+                return path
+    raise CheckpointError(
+        f"{folder} holds no loadable checkpoint; start a new run instead of --resume"
+    )
+
+
+def capture_rng(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
+    """Every random state the loop depends on, as plain values and tensors."""
+    # The legacy global numpy state, in case a library draws from it.
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())  # noqa: NPY002
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
+        "generators": {name: g.get_state() for name, g in generators.items()},
+    }
+    return state
+
+
+def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+    """Inverse of :func:`capture_rng` (CUDA states only when CUDA is in use here)."""
+    torch.set_rng_state(state["torch_cpu"])
+    if state["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["torch_cuda"]))
+    np_state = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    for name, g in generators.items():
+        g.set_state(state["generators"][name])
+
+
+def scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
+    """A scheduler's state dict with its ``Counter`` of milestones as a plain dict."""
+    state = dict(scheduler.state_dict())
+    if isinstance(state.get("milestones"), Counter):
+        state["milestones"] = {int(k): int(v) for k, v in state["milestones"].items()}
+    return state
+
+
+def load_scheduler_state(
+    scheduler: torch.optim.lr_scheduler.LRScheduler, state: Mapping[str, Any]
+) -> None:
+    """Inverse of :func:`scheduler_state`."""
+    state = dict(state)
+    if isinstance(state.get("milestones"), dict):
+        state["milestones"] = Counter(state["milestones"])
+    scheduler.load_state_dict(state)
+
+
+def export_generator(checkpoint_path: Path, out_path: Path) -> Path:
+    """Write the generator of a training checkpoint in the project ``.pt`` format.
+
+    The file is ``{"format": "e2e-recon/generator", "version": 1, "arch": {...},
+    "state_dict": {...}, "meta": {...}, "norm": {"mean", "std", "roi"}}``, which
+    ``e2e_recon.nets.load_generator`` reads and reconstruction uses (``norm``
+    z-scores test voxels with the training statistics).
+
+    Parameters
+    ----------
+    checkpoint_path : Path
+        A training snapshot (``checkpoints/snapshot_iter*.pt`` or ``latest.pt``).
+    out_path : Path
+        Destination, written atomically.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    ckpt = load_checkpoint(Path(checkpoint_path))
+    atomic_torch_save(generator_file_payload(ckpt), Path(out_path))
+    return Path(out_path)
+
+
+def generator_file_payload(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The project ``.pt`` generator dict built from a training checkpoint dict."""
+    return {
+        "format": GENERATOR_FORMAT,
+        "version": FORMAT_VERSION,
+        "arch": dict(ckpt["generator_arch"]),
+        "state_dict": dict(ckpt["generator"]),
+        "meta": {
+            "iteration": int(ckpt["iteration"]),
+            "source": "e2e-recon train",
+            "config": ckpt.get("config", {}),
+        },
+        "norm": dict(ckpt["norm"]),
+    }
+
+
+def module_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict on the CPU, detached (safe to save while training goes on)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
