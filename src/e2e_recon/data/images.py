@@ -8,8 +8,19 @@ B 104, G 117, R 123.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+
+from e2e_recon.errors import DataError
 
 #: Per-channel means subtracted in Caffe space, in BGR order.
 CAFFE_MEAN_BGR: tuple[float, float, float] = (104.0, 117.0, 123.0)
@@ -77,3 +88,213 @@ def rgb_tensor_to_caffe(x: torch.Tensor) -> torch.Tensor:
     """
     mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x.flip(1) - mean
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, resizing and cropping (uint8 images, channels last)
+# --------------------------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike[str], size_px: int | None) -> np.ndarray:
+    """Load any image Pillow reads as RGB uint8, resized to a square with bilinear filtering.
+
+    Greyscale, palette, CMYK and RGBA images become 3-channel RGB (alpha is dropped).
+    The resize is Pillow's bilinear filter, the one behind the reference code's
+    ``scipy.misc.imresize(img, (248, 248), interp='bilinear')``.
+
+    Parameters
+    ----------
+    path : str or Path
+    size_px : int or None
+        Output side length (248 in the paper preset); None keeps the original size.
+
+    Returns
+    -------
+    ndarray, shape (size_px, size_px, 3), uint8, RGB
+
+    Raises
+    ------
+    DataError
+        If the file is missing or cannot be decoded (the message names the file).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"Image file not found: {path}.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataError(
+            f"Cannot decode image {path} ({err}). Replace it with a readable image "
+            "(JPEG, PNG, ...) or remove its samples from the data."
+        ) from err
+    if size_px is not None and rgb.size != (size_px, size_px):
+        rgb = rgb.resize((size_px, size_px), resample=Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def rgb_to_bgr_uint8(images: np.ndarray) -> np.ndarray:
+    """Swap channel order RGB <-> BGR of channels-last uint8 images, shape (..., H, W, 3)."""
+    return np.ascontiguousarray(np.asarray(images)[..., ::-1])
+
+
+def center_crop_uint8(images: np.ndarray, crop_px: int) -> np.ndarray:
+    """Centre crop of channels-last images, offset (S - crop) // 2 like the generator's crop.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., S, S, 3)
+    crop_px : int
+
+    Returns
+    -------
+    ndarray, shape (..., crop_px, crop_px, 3), same dtype
+    """
+    height, width = images.shape[-3], images.shape[-2]
+    if crop_px > min(height, width):
+        raise DataError(f"Crop of {crop_px} px is larger than the {height}x{width} images.")
+    top, left = (height - crop_px) // 2, (width - crop_px) // 2
+    return images[..., top : top + crop_px, left : left + crop_px, :]
+
+
+def random_crop_uint8(image: np.ndarray, crop_px: int, rng: np.random.Generator) -> np.ndarray:
+    """One random crop (uniform offset, no mirroring) of a channels-last image (S, S, 3)."""
+    height, width = image.shape[-3], image.shape[-2]
+    if crop_px > min(height, width):
+        raise DataError(f"Crop of {crop_px} px is larger than the {height}x{width} image.")
+    top = int(rng.integers(0, height - crop_px + 1))
+    left = int(rng.integers(0, width - crop_px + 1))
+    return image[..., top : top + crop_px, left : left + crop_px, :]
+
+
+def bgr_uint8_tensor_to_caffe(crops: torch.Tensor) -> torch.Tensor:
+    """BGR uint8 crops, channels last, to Caffe space, channels first.
+
+    Parameters
+    ----------
+    crops : Tensor, shape (B, H, W, 3), uint8, BGR
+
+    Returns
+    -------
+    Tensor, shape (B, 3, H, W), float32, BGR, mean-subtracted
+    """
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32)
+    x = crops.to(torch.float32) - mean  # (B, H, W, 3)
+    return x.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Stimulus folders and the preprocessed-image cache
+# --------------------------------------------------------------------------------------------
+
+#: Bumped whenever the cached pixels would change for the same inputs.
+_CACHE_FORMAT = 1
+_IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
+    """Find the image file of each stimulus name (``<name>.<any image extension>``).
+
+    Parameters
+    ----------
+    images_dir : str or Path
+    names : sequence of str
+        Stimulus names, for example ``["n01518878_5958", ...]``.
+
+    Returns
+    -------
+    list of Path, one per name
+
+    Raises
+    ------
+    DataError
+        If the folder is missing, or any name has no file (the message names the
+        missing labels and the file names expected, ``<name>.JPEG``).
+    """
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise DataError(f"Image folder not found: {folder}.")
+    by_stem: dict[str, Path] = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
+        if entry.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES:
+            by_stem.setdefault(path.stem, path)
+    missing = [n for n in names if n not in by_stem]
+    if missing:
+        shown = ", ".join(f"{n} (expected {folder / (n + '.JPEG')})" for n in missing[:5])
+        raise DataError(
+            f"{len(missing)} of {len(names)} stimuli have no image file in {folder}: {shown}"
+            f"{' ...' if len(missing) > 5 else ''}. Put the stimulus images there, named by "
+            "stimulus (any image extension)."
+        )
+    return [by_stem[n] for n in names]
+
+
+def _cache_key(paths: Sequence[Path], size_px: int) -> str:
+    """Hash of file names, sizes and modification times, and the preprocessing settings."""
+    items = []
+    for path in paths:
+        stat = path.stat()
+        items.append([path.name, stat.st_size, stat.st_mtime_ns])
+    blob = json.dumps({"format": _CACHE_FORMAT, "size_px": size_px, "files": items})
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cached_bgr_images(
+    paths: Sequence[Path], size_px: int, cache_dir: str | os.PathLike[str]
+) -> np.ndarray:
+    """Load, resize and stack images as BGR uint8, through an on-disk cache.
+
+    The cache is one ``.npy`` file named by a hash of the files' names, sizes and
+    modification times and of ``size_px``: a second call decodes nothing and returns
+    a memory map. The file is written under a temporary name and renamed, so an
+    interrupted build leaves no partial cache.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    size_px : int
+    cache_dir : str or Path
+        Created if needed.
+
+    Returns
+    -------
+    ndarray (numpy.memmap, copy-on-write), shape (len(paths), size_px, size_px, 3), uint8, BGR
+    """
+    folder = Path(cache_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"Cannot create the image cache folder {folder} ({err}); give a writable cache_dir."
+        ) from err
+    target = folder / f"images-{size_px}px-{len(paths)}-{_cache_key(paths, size_px)}.npy"
+    if not target.exists():
+        _build_cache(paths, size_px, target)
+    return np.load(target, mmap_mode="c")
+
+
+def _build_cache(paths: Sequence[Path], size_px: int, target: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        _fill_cache_file(tmp_name, paths, size_px)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _fill_cache_file(file_name: str, paths: Sequence[Path], size_px: int) -> None:
+    out = np.lib.format.open_memmap(
+        file_name, mode="w+", dtype=np.uint8, shape=(len(paths), size_px, size_px, 3)
+    )
+
+    def fill(i: int) -> None:
+        out[i] = load_image(paths[i], size_px)[..., ::-1]  # RGB -> BGR
+
+    # Pillow releases the GIL while decoding and resizing, so threads help.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(fill, range(len(paths))))
+    out.flush()
