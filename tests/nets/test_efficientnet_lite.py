@@ -162,3 +162,13 @@ def test_wrong_state_dict_file_is_model_format_error(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(ModelFormatError, match=r"garbage\.pth"):
         effnet.load_state_dict(garbage, "lite0")
+
+
+def test_memory_layout_does_not_change_results(lite0: effnet.EfficientNetLiteComparator) -> None:
+    nchw = effnet.load_efficientnet_lite("lite0", channels_last=False)
+    x = torch.randn(2, 3, 48, 48) * 50
+    with torch.no_grad():
+        fast, plain = lite0(x, layers=("stage2", "head")), nchw(x, layers=("stage2", "head"))
+    for name in ("stage2", "head"):
+        assert fast[name].is_contiguous()
+        torch.testing.assert_close(fast[name], plain[name], rtol=1e-4, atol=1e-4)

