@@ -21,7 +21,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +99,7 @@ class _Buffer:
                 return result, pos
             shift += 7
 
-    def fields(self, start: int, end: int):  # type: ignore[no-untyped-def]
+    def fields(self, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
         """Yield ``(field_number, wire_type, value_or_start, stop)`` for one message.
 
         For varints the third item is the value; for the other wire types it is
@@ -327,7 +327,7 @@ def _blob_chunks(
     array = np.asarray(array)
     if legacy_dims:
         dims = [1] * (4 - array.ndim) + list(array.shape)
-        shape = b"".join(_key(n, _VARINT) + _varint_bytes(d) for n, d in zip((1, 2, 3, 4), dims))
+        shape = b"".join(_key(n, _VARINT) + _varint_bytes(d) for n, d in enumerate(dims, start=1))
     else:
         packed_dims = b"".join(_varint_bytes(d) for d in array.shape)
         shape = _length_field(7, _length_field(1, packed_dims))
@@ -335,7 +335,7 @@ def _blob_chunks(
     values = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
     if packed:
         head = _key(number, _LENGTH) + _varint_bytes(values.nbytes)
-        return [shape, head, memoryview(values).cast("B")]
+        return [shape, head, memoryview(values.data).cast("B")]
     key = _key(number, wire)
     fmt = "<d" if double else "<f"
     return [shape, b"".join(key + struct.pack(fmt, v) for v in values.tolist())]

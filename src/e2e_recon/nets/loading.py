@@ -1,0 +1,226 @@
+"""Load the three networks from released Caffe files or the project's ``.pt`` files.
+
+``.caffemodel`` files are read directly (see :mod:`e2e_recon.caffe.convert`),
+so no conversion step is needed; anything else is read as the project's own
+format::
+
+    {"format": "e2e-recon/<kind>", "version": 1, "arch": {...}, "state_dict": {...},
+     "meta": {...}}
+
+loadable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from e2e_recon.errors import ConfigError, ModelFormatError
+from e2e_recon.nets.comparator import CaffeNet, load_alexnet, random_caffenet
+from e2e_recon.nets.discriminator import Discriminator
+from e2e_recon.nets.generator import Generator
+
+FORMAT_VERSION = 1
+COMPARATOR_KINDS = (
+    "caffenet", "alexnet", "random-caffenet", "efficientnet-lite0", "efficientnet-lite2",
+)  # fmt: skip
+
+
+def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy a state dict into ``module`` after checking every name and shape.
+
+    Frozen parameters (the generator's transposed-convolution biases) are copied too.
+
+    Raises
+    ------
+    ModelFormatError
+        Naming the file and the first missing, unexpected or mis-shaped entry.
+    """
+    own = module.state_dict()
+    missing = [key for key in own if key not in state]
+    if missing:
+        raise ModelFormatError(
+            f"{source}: layer '{missing[0].rsplit('.', 1)[0]}' ({missing[0]}) is missing; "
+            f"this file does not hold a {type(module).__name__} of this architecture."
+        )
+    for key, tensor in state.items():
+        if key not in own:
+            raise ModelFormatError(
+                f"{source}: unexpected entry '{key}' for {type(module).__name__}."
+            )
+        if tuple(tensor.shape) != tuple(own[key].shape):
+            raise ModelFormatError(
+                f"{source}: layer '{key.rsplit('.', 1)[0]}' has {key} of shape "
+                f"{tuple(tensor.shape)}, but the architecture expects {tuple(own[key].shape)}."
+            )
+    module.load_state_dict(state, strict=True)
+
+
+def save_network(
+    module: nn.Module, kind: str, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
+) -> Path:
+    """Write a network in the project's ``.pt`` format, atomically.
+
+    Parameters
+    ----------
+    module : Generator, Discriminator or CaffeNet
+    kind : "generator", "discriminator" or "caffenet"
+    path : output file
+    meta : plain values (provenance)
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    path = Path(path)
+    arch_kwargs = getattr(module, "arch_kwargs", None)
+    arch = arch_kwargs() if callable(arch_kwargs) else {}
+    payload = {
+        "format": f"e2e-recon/{kind}",
+        "version": FORMAT_VERSION,
+        "arch": arch,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_network_file(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+    """Read and check a project ``.pt`` network file of the given kind.
+
+    Returns
+    -------
+    dict with keys "format", "version", "arch", "state_dict", "meta" (and "norm" if any).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: no such file (expected a {kind} .pt or .caffemodel).")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ModelFormatError(
+            f"{path}: cannot read as an e2e-recon .pt file ({err}). A Caffe model must "
+            "end in .caffemodel."
+        ) from err
+    expected = f"e2e-recon/{kind}"
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != expected or not isinstance(payload.get("state_dict"), dict):
+        raise ModelFormatError(
+            f"{path}: format is {found!r}, expected {expected!r}. Convert Caffe files with "
+            "`e2e-recon convert`, or pass the file of the right network."
+        )
+    if payload.get("version", 0) > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path}: format version {payload['version']} is newer than this e2e-recon "
+            f"understands ({FORMAT_VERSION}); upgrade e2e-recon."
+        )
+    return payload
+
+
+def _is_caffemodel(path: Path) -> bool:
+    return path.suffix.lower() == ".caffemodel"
+
+
+def load_generator(
+    path: str | os.PathLike[str], prototxt: str | os.PathLike[str] | None = None
+) -> Generator:
+    """Load a generator from a released ``.caffemodel`` or a project ``.pt``.
+
+    Parameters
+    ----------
+    path : ``generator.caffemodel`` or ``.pt``
+    prototxt : optional ``generator_test.prototxt``; when given, the architecture
+        is read from it and the weights are checked against it.
+
+    Returns
+    -------
+    Generator in eval mode; (B, n_voxels) -> (B, 3, S, S) Caffe space, uncropped.
+    """
+    path = Path(path)
+    if _is_caffemodel(path):
+        from e2e_recon.caffe.convert import generator_from_caffe
+
+        return generator_from_caffe(path, prototxt).eval()
+    payload = read_network_file(path, "generator")
+    try:
+        generator = Generator(**payload["arch"])
+    except (TypeError, ConfigError) as err:
+        raise ModelFormatError(
+            f"{path}: bad generator architecture {payload['arch']} ({err})."
+        ) from err
+    load_state_checked(generator, payload["state_dict"], str(path))
+    return generator.eval()
+
+
+def load_discriminator(path: str | os.PathLike[str]) -> Discriminator:
+    """Load a discriminator from a released ``.caffemodel`` or a project ``.pt``.
+
+    Returns
+    -------
+    Discriminator in eval mode; (B, 3, 227, 227) Caffe space -> (B, 2) logits.
+    """
+    path = Path(path)
+    if _is_caffemodel(path):
+        from e2e_recon.caffe.convert import discriminator_from_caffe
+
+        return discriminator_from_caffe(path).eval()
+    payload = read_network_file(path, "discriminator")
+    try:
+        discriminator = Discriminator(**payload["arch"])
+    except (TypeError, ConfigError) as err:
+        raise ModelFormatError(f"{path}: bad discriminator architecture ({err}).") from err
+    load_state_checked(discriminator, payload["state_dict"], str(path))
+    return discriminator.eval()
+
+
+def load_comparator(
+    path: str | os.PathLike[str] | None = None, kind: str = "caffenet"
+) -> nn.Module:
+    """Load a frozen comparator.
+
+    Parameters
+    ----------
+    path : weights file; for "caffenet" a ``.caffemodel`` (e.g.
+        ``bvlc_reference_caffenet.caffemodel``) or a converted ``.pt``; for
+        "alexnet" torchvision's ``alexnet-owt-*.pth``; unused by the other kinds.
+    kind : "caffenet", "alexnet", "random-caffenet", "efficientnet-lite0",
+        "efficientnet-lite2"
+
+    Returns
+    -------
+    nn.Module with ``forward(x, layers=("pool5",)) -> dict``, ``layer_names`` and
+    ``weights_label``; frozen, in eval mode.
+    """
+    if kind not in COMPARATOR_KINDS:
+        raise ConfigError(f"comparator kind {kind!r}: choose one of {list(COMPARATOR_KINDS)}.")
+    if kind == "random-caffenet":
+        return random_caffenet(seed=0)
+    if kind.startswith("efficientnet-"):
+        from e2e_recon.nets.efficientnet_lite import load_efficientnet_lite
+
+        return load_efficientnet_lite(kind.removeprefix("efficientnet-"))
+    if path is None:
+        raise ConfigError(
+            f"comparator kind {kind!r} needs a weights file: give its path, or use kind "
+            "'random-caffenet' (random weights) or 'efficientnet-lite0' to run offline."
+        )
+    path = Path(path)
+    if kind == "alexnet":
+        return load_alexnet(path)
+    if _is_caffemodel(path):
+        from e2e_recon.caffe.convert import caffenet_from_caffe
+
+        return caffenet_from_caffe(path)
+    payload = read_network_file(path, "caffenet")
+    label = payload.get("meta", {}).get("weights_label", f"CaffeNet, weights {path.name}")
+    net = CaffeNet(weights_label=str(label))
+    load_state_checked(net, payload["state_dict"], str(path))
+    return net
