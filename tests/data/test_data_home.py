@@ -122,3 +122,17 @@ def test_check_data_without_fmri_says_what_to_download(tmp_path):
     report = check_data("sub-03", tmp_path)
     assert not report["complete"]
     assert "e2e-recon download fmri --subject sub-03" in report["lines"][-1]
+
+
+def test_check_data_cli_prints_the_report(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from e2e_recon.data.download import check_data_cli
+
+    _write_bdata(tmp_path / "fmri" / "sub-01_perceptionNaturalImageTest_original_VC.h5", TEST_IDS)
+    out = io.StringIO()
+    report = check_data_cli("sub-01", tmp_path, console=Console(file=out, width=300))
+    assert "test: 0/3 images present" in out.getvalue()
+    assert not report["complete"]

@@ -289,3 +289,18 @@ def test_unknown_target_and_subject(tmp_path):
         dl.download("imagenet", dest=tmp_path, log=lambda _: None)
     with pytest.raises(Exception, match="not a subject name"):
         dl.download("fmri", subjects=["alice"], dest=tmp_path, log=lambda _: None)
+
+
+def test_command_line_glue_prints_one_row_per_file(server, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    published = _publish_fmri(server, ("sub-01",))
+    monkeypatch.setenv("E2E_RECON_FIGSHARE_API", server.url + "/v2")
+    out = io.StringIO()
+    console = Console(file=out, width=300)
+    dl.download_cli("fmri", ["sub-01"], tmp_path, console=console, dry_run=True)
+    assert out.getvalue().count("planned") == len(published)
+    dl.download_cli("fmri", ["sub-01"], tmp_path, console=console)
+    assert out.getvalue().count("downloaded") == len(published)
+    assert all(name in dl.DOWNLOAD_HELP for name in dl.TARGETS)
+    assert "Example:" in dl.DOWNLOAD_HELP

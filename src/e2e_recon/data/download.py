@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.filesize import decimal
+
 from e2e_recon.data.fetch import FetchOptions, RemoteFile, fetch_many, is_verified
 from e2e_recon.data.figshare import (
     ARTICLE_PAGES,
@@ -229,6 +231,17 @@ def plan_download(
     return plan
 
 
+def _fetch_message(plan: Plan, already: set[Path], home: Path) -> str:
+    """One line: how many files, how many bytes, where."""
+    todo = [remote for remote in plan.remotes if remote.dest not in already]
+    if not todo:
+        return f"everything requested is already in {home} (verified)"
+    known = sum(remote.size or 0 for remote in todo)
+    unknown = sum(remote.size is None for remote in todo)
+    size = decimal(known) + (f" + {unknown} file(s) of unknown size" if unknown else "")
+    return f"fetching {len(todo)} file(s), {size}, into {home}"
+
+
 def _default_log(message: str) -> None:
     from rich.console import Console
 
@@ -274,7 +287,8 @@ def download(
     -------
     dict
         ``home``, ``files`` (list of dicts: ``path``, ``size``, ``status`` =
-        "downloaded", "present" or "planned"), ``model_dirs`` and ``notes``.
+        "downloaded", "present", "planned" or "unpacked" with ``unpacked_to``),
+        ``model_dirs`` (released model folders, new or present) and ``notes``.
 
     Raises
     ------
@@ -300,6 +314,7 @@ def download(
     summary["model_dirs"] = [str(p) for p in plan.present]
     if dry_run:
         return summary
+    log(_fetch_message(plan, already, home))
     fetch_many(plan.remotes, options, show_progress=show_progress)
     for entry in files:
         entry["status"] = "present" if Path(str(entry["path"])) in already else "downloaded"
@@ -308,6 +323,77 @@ def download(
         archive.dest.unlink(missing_ok=True)  # unpacked and marked: the archive is not needed
         archive.sidecar.unlink(missing_ok=True)
         summary["model_dirs"].append(str(folder))
+        for entry in files:
+            if entry["path"] == str(archive.dest):
+                entry["status"], entry["unpacked_to"] = "unpacked", str(folder)
     for note in plan.notes:
         log(note)
     return summary
+
+
+# -- command-line glue ---------------------------------------------------------------------
+
+DOWNLOAD_HELP = (
+    "Download the public data and released models into the data home (verified, resumable).\n\n"
+    "WHAT is one of:\n\n"
+    + "\n\n".join(f"{name}: {text}" for name, text in TARGET_HELP.items())
+    + "\n\nHOME is --dest, else $E2E_RECON_HOME, else the user cache folder (~/.cache/e2e-recon "
+    "on Linux). Partial files resume; verified files are never fetched twice (--force redoes). "
+    "The stimulus images are not public: `download fmri` says where to request them.\n\n"
+    "Example: [bold]e2e-recon download fmri --subject sub-01[/]"
+)
+
+
+def download_cli(
+    what: str,
+    subjects: Sequence[str] | None = None,
+    dest: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    console: Any = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``e2e-recon download``: fetch, then print one line per file (status, size, path).
+
+    With ``dry_run`` (a ``--list`` option) only the plan is printed: what would be
+    fetched, its size from figshare, and where it would go.
+    """
+    from rich.console import Console
+
+    console = console or Console()
+    errors = Console(stderr=True)
+
+    def log(message: str) -> None:
+        errors.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    summary = download(
+        what,
+        subjects or (),
+        dest,
+        force,
+        show_progress=errors.is_terminal,
+        dry_run=dry_run,
+        log=log,
+    )
+    for entry in summary["files"]:
+        size = decimal(entry["size"]) if entry["size"] else "?"
+        path = entry.get("unpacked_to", entry["path"])
+        console.print(f"{entry['status']:>10}  {size:>10}  {path}", markup=False, soft_wrap=True)
+    return summary
+
+
+def check_data_cli(
+    subject: str,
+    home: str | os.PathLike[str] | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    console: Any = None,
+) -> dict[str, Any]:
+    """``e2e-recon check-data``: print the report of :func:`e2e_recon.data.check.check_data`."""
+    from rich.console import Console
+
+    from e2e_recon.data.check import check_data
+
+    console = console or Console()
+    report = check_data(subject, home, images_dir)
+    for line in report["lines"]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return report
