@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
+
+from e2e_recon.config import Config
 from e2e_recon.runs import get_logger
 
 _SHOWN_ON_BAR = ("loss_g", "loss_d", "image", "feature", "adversarial", "ratio")
@@ -204,3 +211,90 @@ def trim_stats(path: Path, keep_up_to: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
     tmp.replace(path)
+
+
+@dataclass
+class GridPatterns:
+    """Fixed fMRI patterns whose current reconstructions are drawn during training.
+
+    Each entry of ``sets`` is ``(name, voxels (K, V) float32, stimuli (K, c, c, 3) float
+    RGB 0-255)``: single-trial training patterns of the first K training images and,
+    when a test file is configured, the trial-averaged, scaled patterns of its first
+    K images.
+    """
+
+    sets: list[tuple[str, torch.Tensor, np.ndarray]]
+    crop_px: int
+
+    @classmethod
+    def from_data(cls, cfg: Config, data: Any, count: int = 8) -> GridPatterns:
+        """Pick the patterns from a ``TrainingSet`` and the first ``data.test_fmri`` file."""
+        from e2e_recon.data.dataset import load_test_set
+
+        crop = cfg.data.crop_px
+        first_rows = [int(np.flatnonzero(data.image_index == i)[0]) for i in range(count)
+                      if i < len(data.images) and np.any(data.image_index == i)]  # fmt: skip
+        sets = [
+            (
+                "training",
+                torch.from_numpy(np.asarray(data.voxels[first_rows], dtype=np.float32)),
+                _stimuli_rgb(data.images[data.image_index[first_rows]], crop),
+            )
+        ]
+        if cfg.data.test_fmri:
+            test = load_test_set(
+                cfg.data.test_fmri[0], cfg.data.images_dir or None, cfg.data.roi, data.norm,
+                cfg.data.image_size_px, cfg.data.cache_dir or None,
+            )  # fmt: skip
+            k = min(count, len(test.voxels))
+            scaled = test.voxels[:k] * np.sqrt(test.n_trials[:k])[:, None]  # test-time scaling
+            stimuli = _stimuli_rgb(test.images[:k], crop) if test.images is not None else None
+            if stimuli is not None:
+                sets.append((test.set_name, torch.from_numpy(scaled.astype(np.float32)), stimuli))
+        return cls(sets=sets, crop_px=crop)
+
+    @torch.no_grad()
+    def render(self, generator: nn.Module, device: torch.device) -> list[np.ndarray]:
+        """Rows of RGB float images: stimuli, then reconstructions, for each set."""
+        from e2e_recon.data.images import caffe_to_rgb_float
+        from e2e_recon.nets.generator import center_crop
+
+        rows = []
+        for _, voxels, stimuli in self.sets:
+            fake = center_crop(generator(voxels.to(device)), self.crop_px)  # (K, 3, c, c)
+            rows += [stimuli, caffe_to_rgb_float(fake.float().cpu().numpy())]
+        return rows
+
+
+def _stimuli_rgb(images_bgr: np.ndarray, crop_px: int) -> np.ndarray:
+    """Centre crops of cached BGR uint8 images as RGB float (K, c, c, 3)."""
+    from e2e_recon.data.images import (
+        bgr_uint8_tensor_to_caffe,
+        caffe_to_rgb_float,
+        center_crop_uint8,
+    )
+
+    crops = np.ascontiguousarray(center_crop_uint8(np.asarray(images_bgr), crop_px))
+    return caffe_to_rgb_float(bgr_uint8_tensor_to_caffe(torch.from_numpy(crops)).numpy())
+
+
+def save_grid(path: Path, rows: list[np.ndarray], gap_px: int = 2) -> Path:
+    """Tile rows of RGB float images (0-255, clipped here) into one PNG, atomically."""
+    from PIL import Image
+
+    height, width = rows[0].shape[1:3]
+    columns = max(len(r) for r in rows)
+    canvas = np.full(
+        (len(rows) * (height + gap_px), columns * (width + gap_px), 3), 255, dtype=np.uint8
+    )
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            top, left = i * (height + gap_px), j * (width + gap_px)
+            canvas[top : top + height, left : left + width] = np.clip(image, 0, 255).astype(
+                np.uint8
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(canvas).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
