@@ -166,6 +166,8 @@ def test_wrong_state_dict_file_is_model_format_error(tmp_path: Path) -> None:
         effnet.load_state_dict(garbage, "lite0")
 
 
+# slow: the first NCHW-layout forward in a process pays a one-off kernel set-up (2-7 s here).
+@pytest.mark.slow
 def test_memory_layout_does_not_change_results(lite0: effnet.EfficientNetLiteComparator) -> None:
     nchw = effnet.load_efficientnet_lite("lite0", channels_last=False)
     x = torch.randn(2, 3, 48, 48) * 50
