@@ -79,6 +79,7 @@ def test_fresh_download_fetches_only_the_subjects_sessions(server, tmp_path):
         assert (tmp_path / "fmri" / name).read_bytes() == published[name]
     assert not list((tmp_path / "fmri").glob("*.part"))
     assert {entry["status"] for entry in summary["files"]} == {"downloaded"}
+    assert sum(path.startswith("/v2/") for path, _ in server.requests) == 1  # one listing call
     assert any("request them" in line and "images" in line for line in summary["log"])
     files = resolve_subject_files("sub-01", tmp_path)
     assert files["test"] == tmp_path / "fmri" / "sub-01_perceptionNaturalImageTest_original_VC.h5"
@@ -304,3 +305,39 @@ def test_command_line_glue_prints_one_row_per_file(server, tmp_path, monkeypatch
     assert out.getvalue().count("downloaded") == len(published)
     assert all(name in dl.DOWNLOAD_HELP for name in dl.TARGETS)
     assert "Example:" in dl.DOWNLOAD_HELP
+
+
+def test_file_placed_by_hand_is_verified_not_fetched(server, tmp_path):
+    payload = b"weights placed by hand"
+    name = f"alexnet-owt-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+    server.files[f"/files/{name}"] = payload
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / name).write_bytes(payload)
+    _run(server, "alexnet", tmp_path, sources=_sources(server, name))
+    assert server.requests == []
+    (tmp_path / "weights" / name).write_bytes(b"damaged")  # fails verification: fetched again
+    _run(server, "alexnet", tmp_path, sources=_sources(server, name))
+    assert (tmp_path / "weights" / name).read_bytes() == payload
+    assert len(server.file_requests(name)) == 1
+
+
+def test_stale_partial_file_of_an_older_upload_restarts_cleanly(server, tmp_path):
+    name = "sub-01_perceptionNaturalImageTest_original_VC.h5"
+    server.add_file(FMRI_ARTICLE, name, b"new upload " * 100)
+    part = tmp_path / "fmri" / f"{name}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"OLD UPLOAD " * 50)  # same length prefix, other bytes
+    _run(server, "fmri", tmp_path, subjects=["sub-01"])
+    assert (tmp_path / "fmri" / name).read_bytes() == b"new upload " * 100
+    assert server.file_requests(name) == [f"bytes={len(b'OLD UPLOAD ' * 50)}-", None]
+
+
+def test_saved_listing_is_used_when_the_api_is_down(server, tmp_path):
+    published = _publish_fmri(server, ("sub-01", "sub-02"))
+    _run(server, "fmri", tmp_path, subjects=["sub-01"])
+    server.api_status = 503
+    summary = _run(server, "fmri", tmp_path, subjects=["sub-02"])
+    assert any("listing saved" in line for line in summary["log"])
+    assert len(list((tmp_path / "fmri").glob("sub-02_*.h5"))) == 4
+    assert all(entry["size"] for entry in summary["files"])  # sizes / MD5s from the saved listing
+    assert len(published) == 8

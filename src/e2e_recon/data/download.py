@@ -32,6 +32,7 @@ from e2e_recon.data.figshare import (
     ArticleFile,
     Sources,
     list_article_files,
+    saved_article_files,
 )
 from e2e_recon.data.home import (
     FMRI_DIR,
@@ -118,14 +119,14 @@ def plan_fmri(
 ) -> Plan:
     """The BData files of ``subjects`` (a complete cache makes no request)."""
     if not force:
-        cached = list_article_files(FMRI_ARTICLE, sources, home, refresh=False, log=log)
+        cached = saved_article_files(FMRI_ARTICLE, home) or []
         try:
             plan = _plan_fmri_from(cached, subjects, home)
         except DownloadError:
             plan = Plan()
         if plan.remotes and all(is_verified(remote) for remote in plan.remotes):
             return plan
-    listing = list_article_files(FMRI_ARTICLE, sources, home, refresh=True, log=log)
+    listing = list_article_files(FMRI_ARTICLE, sources, home, log)
     return _plan_fmri_from(listing, subjects, home)
 
 
@@ -143,27 +144,36 @@ def _plan_models_from(listing: list[ArticleFile], subjects: Sequence[str], home:
     return plan
 
 
-def plan_models(
-    subjects: Sequence[str], home: Path, sources: Sources, force: bool, log: Callable[[str], None]
-) -> Plan:
-    """The released model archives of ``subjects`` that are not unpacked yet."""
-    plan = Plan()
-    if not force:
-        cached = list_article_files(MODELS_ARTICLE, sources, home, refresh=False, log=log)
-        try:
-            plan = _plan_models_from(cached, subjects, home)
-        except DownloadError:
-            plan = Plan()
-    if force or len(plan.archives) != len(subjects):
-        listing = list_article_files(MODELS_ARTICLE, sources, home, refresh=True, log=log)
-        plan = _plan_models_from(listing, subjects, home)
+def _drop_unpacked(plan: Plan, home: Path) -> Plan:
+    """Move subjects whose model folder is already unpacked from ``archives`` to ``present``."""
     for subject, archive in list(plan.archives.items()):
         folder = home / MODELS_DIR / subject
-        if not force and is_unpacked(folder, archive.dest.name, archive.digest):
+        if is_unpacked(folder, archive.dest.name, archive.digest):
             plan.present.append(folder)
             del plan.archives[subject]
     plan.remotes = list(plan.archives.values())
     return plan
+
+
+def plan_models(
+    subjects: Sequence[str], home: Path, sources: Sources, force: bool, log: Callable[[str], None]
+) -> Plan:
+    """The released model archives of ``subjects`` not unpacked yet (none: no request)."""
+    if not force:
+        saved: Plan | None
+        try:
+            saved = _plan_models_from(
+                saved_article_files(MODELS_ARTICLE, home) or [], subjects, home
+            )
+        except DownloadError:
+            saved = None  # some subject is not in the saved listing
+        if saved is not None and not _drop_unpacked(saved, home).archives:
+            return saved
+    plan = _plan_models_from(list_article_files(MODELS_ARTICLE, sources, home, log), subjects, home)
+    if force:
+        plan.remotes = list(plan.archives.values())
+        return plan
+    return _drop_unpacked(plan, home)
 
 
 def plan_weights(kind: str, home: Path, sources: Sources) -> Plan:

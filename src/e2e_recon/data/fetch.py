@@ -311,17 +311,28 @@ def fetch_file(
     task = None
     if progress is not None:
         task = progress.add_task(remote.dest.name, total=remote.size)
+    resumed = remote.part.exists()
     _download(remote, options, progress, task)
+    problem = _verify_part(remote)
+    if problem is not None and resumed:
+        # The old part may come from an earlier upload of the file: one clean restart.
+        _download(remote, options, progress, task)
+        problem = _verify_part(remote)
+    if problem is not None:
+        raise problem
+    os.replace(remote.part, remote.dest)
+    _write_sidecar(remote)
+    return remote.dest
+
+
+def _verify_part(remote: RemoteFile) -> DownloadError | None:
+    """Verify the part file; on failure delete it and return the error to raise."""
     try:
         verify(remote, remote.part)
     except DownloadError as error:
         remote.part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"{error}; the partial file was deleted, run the command again"
-        ) from None
-    os.replace(remote.part, remote.dest)
-    _write_sidecar(remote)
-    return remote.dest
+        return DownloadError(f"{error}; the partial file was deleted, run the command again")
+    return None
 
 
 def make_progress() -> Progress:

@@ -125,24 +125,34 @@ def _known_files(article_id: int, sources: Sources) -> list[ArticleFile]:
     return [ArticleFile(name, f"{sources.figshare_files}/{fid}") for name, fid in known.items()]
 
 
-def list_article_files(
-    article_id: int, sources: Sources, home: Path, refresh: bool, log: Callable[[str], None]
-) -> list[ArticleFile]:
-    """Files of a figshare article: cached listing, else the API, else the known ids.
+def _cache_path(article_id: int, home: Path) -> Path:
+    return home / ".figshare" / f"{article_id}.json"
 
-    A listing read from the API is kept in ``HOME/.figshare/<id>.json``; it is used
-    without a request when ``refresh`` is False (the caller decides whether the
-    cache is enough).
+
+def saved_article_files(article_id: int, home: Path) -> list[ArticleFile] | None:
+    """The listing saved by the last successful API call, or None (no request is made)."""
+    try:
+        return _to_article_files(json.loads(_cache_path(article_id, home).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def list_article_files(
+    article_id: int, sources: Sources, home: Path, log: Callable[[str], None]
+) -> list[ArticleFile]:
+    """Files of a figshare article from the API; else the saved listing; else the known ids.
+
+    A listing read from the API is saved in ``HOME/.figshare/<id>.json``.
     """
-    cache = home / ".figshare" / f"{article_id}.json"
-    if not refresh and cache.is_file():
-        try:
-            return _to_article_files(json.loads(cache.read_text()))
-        except (OSError, ValueError):
-            pass
+    cache = _cache_path(article_id, home)
     try:
         records = fetch_article_listing(article_id, sources)
     except (urllib.error.URLError, OSError, ValueError) as error:
+        saved = saved_article_files(article_id, home)
+        if saved is not None:
+            log(f"warning: could not list figshare article {article_id} ({error}); using the "
+                f"listing saved in {cache}")  # fmt: skip
+            return saved
         log(
             f"warning: could not list figshare article {article_id} ({error}); using the "
             "known file ids (no checksums, and files added later are not found)"
