@@ -22,6 +22,7 @@ simulated brain sees exactly the pixels that a reader of the files gets.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,9 @@ def _package_dir(package: str) -> Path:
     return Path(matplotlib.get_data_path()) / "sample_data"
 
 
+@functools.lru_cache(maxsize=2)
 def load_photos(split: str) -> dict[int, np.ndarray]:
-    """Load the source photographs of one split as RGB uint8 arrays.
+    """Load the source photographs of one split as RGB uint8 arrays (cached; do not modify).
 
     Parameters
     ----------

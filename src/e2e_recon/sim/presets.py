@@ -1,0 +1,74 @@
+"""Sizes of the simulated subject: tiny (tests), demo (CPU demo), paper (the real experiment)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from e2e_recon.errors import ConfigError
+
+__all__ = ["DEFAULT_SNR", "PRESETS", "SESSIONS", "SimPreset", "get_preset"]
+
+#: Single-trial SNR (stimulus-driven SD / noise SD for a voxel of gain 1), calibrated so
+#: that a ridge pixel decoder reaches about 75% pairwise identification on the natural
+#: test set at the demo preset (see ``benchmarks/simulate.py``).
+DEFAULT_SNR = 0.35
+
+#: Session types: (set key, BData file part, image sub-folder).
+SESSIONS: tuple[tuple[str, str, str], ...] = (
+    ("training", "perceptionNaturalImageTraining", "training"),
+    ("test", "perceptionNaturalImageTest", "test"),
+    ("artificial", "perceptionArtificialImage", "artificial"),
+    ("letters", "perceptionLetterImage", "letters"),
+)
+
+
+@dataclass(frozen=True)
+class SimPreset:
+    """Counts of one preset. ``repetitions`` maps each session type to its number of
+    presentations per image; shapes (40) and letters (10) always have all images."""
+
+    name: str
+    image_size_px: int
+    n_voxels: int
+    n_training_images: int
+    n_test_images: int
+    repetitions: dict[str, int]
+    runs_per_session: int = 8
+
+    def as_dict(self) -> dict:
+        """Plain dict for summaries and ``truth/``."""
+        return asdict(self)
+
+
+PRESETS: dict[str, SimPreset] = {
+    "tiny": SimPreset(
+        "tiny", 32, 400, 60, 10, {"training": 2, "test": 4, "artificial": 2, "letters": 2}
+    ),
+    "demo": SimPreset(
+        "demo", 64, 3000, 1000, 50, {"training": 3, "test": 12, "artificial": 6, "letters": 6}
+    ),
+    # The real experiment: 1,200 x 5 training, 50 x 24 test, 40 x 20 shapes, 10 x 12 letters.
+    "paper": SimPreset(
+        "paper",
+        248,
+        12000,
+        1200,
+        50,
+        {"training": 5, "test": 24, "artificial": 20, "letters": 12},
+    ),
+}
+
+
+def get_preset(name: str) -> SimPreset:
+    """Look up a preset by name.
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown.
+    """
+    if name not in PRESETS:
+        raise ConfigError(
+            f"Unknown simulation preset {name!r}; choose one of {', '.join(PRESETS)}."
+        )
+    return PRESETS[name]
