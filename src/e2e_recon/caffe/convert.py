@@ -73,7 +73,7 @@ def blobs_to_state(
         for suffix, blob in zip(("weight", "bias"), params, strict=False):
             key = f"{layer}.{suffix}"
             state[key] = torch.from_numpy(_fit_blob(blob, tuple(own[key].shape), source, key))
-        state.setdefault(f"{layer}.bias", torch.zeros_like(own[f"{layer}.bias"]))
+        state.setdefault(f"{layer}.bias", torch.zeros(tuple(own[f"{layer}.bias"].shape)))
     return state
 
 
@@ -164,7 +164,8 @@ def generator_from_caffe(
         arch = generator_arch_from_prototxt(read_prototxt(prototxt))
     else:
         arch = generator_arch_from_blobs(blobs, source)
-    generator = Generator(**arch)
+    with torch.device("meta"):  # weights come from the file: skip the random init
+        generator = Generator(**arch)
     load_state_checked(generator, blobs_to_state(generator, blobs, source), source)
     return generator
 
@@ -181,7 +182,8 @@ def discriminator_from_caffe(
         shape = read_prototxt(prototxt).input_shape
         size = int(shape[-1]) if len(shape) == 4 else size
     source = str(caffemodel)
-    discriminator = Discriminator(input_size_px=size)
+    with torch.device("meta"):
+        discriminator = Discriminator(input_size_px=size)
     blobs = read_caffemodel_blobs(caffemodel) if blobs is None else blobs
     load_state_checked(discriminator, blobs_to_state(discriminator, blobs, source), source)
     return discriminator
@@ -191,7 +193,8 @@ def caffenet_from_caffe(caffemodel: str | os.PathLike[str], blobs: Blobs | None 
     """CaffeNet comparator (to pool5) with the weights of a ``.caffemodel``
     (current or V1 format; the fully connected layers are ignored)."""
     path = Path(caffemodel)
-    net = CaffeNet(weights_label=f"CaffeNet, weights {path.stem}")
+    with torch.device("meta"):
+        net = CaffeNet(weights_label=f"CaffeNet, weights {path.stem}")
     blobs = read_caffemodel_blobs(path) if blobs is None else blobs
     load_state_checked(net, blobs_to_state(net, blobs, str(path)), str(path))
     return net

@@ -34,6 +34,7 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
     """Copy a state dict into ``module`` after checking every name and shape.
 
     Frozen parameters (the generator's transposed-convolution biases) are copied too.
+    If ``module`` was built on the meta device, the tensors are assigned instead.
 
     Raises
     ------
@@ -57,7 +58,12 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
                 f"{source}: layer '{key.rsplit('.', 1)[0]}' has {key} of shape "
                 f"{tuple(tensor.shape)}, but the architecture expects {tuple(own[key].shape)}."
             )
-    module.load_state_dict(state, strict=True)
+    # A module built on the meta device (no memory, no random init) takes the
+    # tensors as they are: the weights are not copied a second time.
+    assign = any(tensor.is_meta for tensor in own.values())
+    if assign:
+        state = {key: tensor.to(dtype=own[key].dtype) for key, tensor in state.items()}
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 def save_network(
@@ -151,7 +157,8 @@ def load_generator(
         return generator_from_caffe(path, prototxt).eval()
     payload = read_network_file(path, "generator")
     try:
-        generator = Generator(**payload["arch"])
+        with torch.device("meta"):  # weights come from the file: skip the random init
+            generator = Generator(**payload["arch"])
     except (TypeError, ConfigError) as err:
         raise ModelFormatError(
             f"{path}: bad generator architecture {payload['arch']} ({err})."
@@ -174,7 +181,8 @@ def load_discriminator(path: str | os.PathLike[str]) -> Discriminator:
         return discriminator_from_caffe(path).eval()
     payload = read_network_file(path, "discriminator")
     try:
-        discriminator = Discriminator(**payload["arch"])
+        with torch.device("meta"):
+            discriminator = Discriminator(**payload["arch"])
     except (TypeError, ConfigError) as err:
         raise ModelFormatError(f"{path}: bad discriminator architecture ({err}).") from err
     load_state_checked(discriminator, payload["state_dict"], str(path))
@@ -221,6 +229,7 @@ def load_comparator(
         return caffenet_from_caffe(path)
     payload = read_network_file(path, "caffenet")
     label = payload.get("meta", {}).get("weights_label", f"CaffeNet, weights {path.name}")
-    net = CaffeNet(weights_label=str(label))
+    with torch.device("meta"):
+        net = CaffeNet(weights_label=str(label))
     load_state_checked(net, payload["state_dict"], str(path))
     return net
