@@ -1,0 +1,414 @@
+"""The HTML report of a run: data statement, image grids, metrics, training curves, config.
+
+:func:`write_report` reads what a run directory holds (``config.yaml``,
+``summary.json``, ``stats.jsonl``, ``recon/index.csv``, ``recon/metrics.json``)
+and writes one self-contained page: every image is embedded as a base64 PNG and
+the styling is inline, so the file can be mailed or opened offline. A part that
+is missing or unreadable becomes a short note on the page, never an error.
+:func:`save_grid_png` writes the natural-image grid alone, for the README.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e2e_recon import __version__
+from e2e_recon.errors import DataError
+from e2e_recon.report import figures
+from e2e_recon.report.contents import (
+    GridData,
+    MetricValue,
+    SetMetrics,
+    data_statement,
+    load_grid,
+    load_metrics,
+    read_json,
+    read_stats_rows,
+    run_settings,
+)
+from e2e_recon.runs import get_logger, require_run_dir
+
+SET_TITLES = {"natural": "Natural images", "shapes": "Artificial shapes", "letters": "Letters"}
+METRIC_TITLES = {"pixcorr": "PixCorr", "ssim": "SSIM"}
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;
+ background:#f4f5f7;color:#1d2330;line-height:1.45}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 60px}
+header{background:#1d2b45;color:#fff;padding:26px 28px 20px}
+header .inner{max-width:1180px;margin:0 auto}
+header h1{margin:0 0 4px;font-size:26px;font-weight:600}
+header p{margin:0;color:#c5cee0;font-size:14px}
+nav{margin-top:14px;font-size:14px}nav a{color:#9fc3ff;margin-right:18px;text-decoration:none}
+section{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.08);
+ padding:18px 24px;margin:22px 0}
+h2{font-size:20px;margin:0 0 12px;border-bottom:1px solid #e6e8ec;padding-bottom:8px}
+h3{font-size:16px;margin:20px 0 8px}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:6px 18px;margin:0;font-size:14px}
+dl.facts dt{color:#5b6478;font-weight:600}dl.facts dd{margin:0;word-break:break-word}
+.badge{display:inline-block;border-radius:4px;padding:1px 8px;font-size:12px;font-weight:600;
+ margin-right:6px}
+.sim{background:#e3efff;color:#0b4ea2}.real{background:#e2f6e9;color:#146c2e}
+.warn{background:#fff1d6;color:#8a5300}.unknown{background:#eceef2;color:#444}
+.note{color:#6b7385;font-style:italic;font-size:14px}
+table.grid{border-collapse:separate;border-spacing:3px;margin:6px 0 14px}
+table.grid th{font-size:12px;color:#5b6478;text-align:right;padding-right:8px;font-weight:600;
+ white-space:nowrap}
+table.grid img,table.grid .missing{width:96px;height:96px;display:block;border-radius:3px}
+table.grid .missing{background:#eceef2;color:#8a92a3;font-size:11px;text-align:center;
+ line-height:96px}
+table.metrics{border-collapse:collapse;font-size:14px;width:100%}
+table.metrics th,table.metrics td{padding:6px 10px;border-bottom:1px solid #e6e8ec;text-align:right}
+table.metrics th{background:#f7f8fa;font-weight:600}
+table.metrics td.l,table.metrics th.l{text-align:left}
+table.metrics tr.chance td{color:#7a8194}
+table.metrics .ci{color:#7a8194;font-size:12px;margin-left:4px}
+table.metrics .best{font-weight:700}
+table.metrics td.set{border-top:2px solid #c9ced8;vertical-align:top;font-weight:600}
+img.plot{max-width:100%;height:auto}
+pre{background:#f7f8fa;border-radius:6px;padding:12px 14px;font-size:12.5px;overflow:auto}
+details{margin:6px 0}summary{cursor:pointer;font-weight:600;font-size:15px;padding:4px 0}
+footer{color:#7a8194;font-size:12px;text-align:center;margin-top:30px}
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the self-contained HTML report of a run.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory (holds ``config.yaml``).
+    out : Path, optional
+        HTML file to write; default ``run_dir/report/index.html``.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    CheckpointError
+        If ``run_dir`` is not a run directory.
+    """
+    run_dir = require_run_dir(Path(run_dir))
+    out = Path(out) if out is not None else run_dir / "report" / "index.html"
+    page = render_report(run_dir)
+    _atomic_write(out, page.encode("utf-8"))
+    return out
+
+
+def save_grid_png(
+    run_dir: Path, out_png: Path, set_name: str = "natural", max_images: int = 10
+) -> Path:
+    """Save one test set's grid (stimulus over reconstructions) as a PNG, e.g. for the README.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory with ``recon/index.csv``.
+    out_png : Path
+        PNG file to write.
+    set_name : str
+        Test set (``natural``, ``shapes`` or ``letters``).
+    max_images : int
+        Number of stimuli (columns) shown.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    CheckpointError
+        If ``run_dir`` is not a run directory.
+    DataError
+        If the run has no reconstructions of ``set_name``.
+    """
+    run_dir = require_run_dir(Path(run_dir))
+    settings = run_settings(run_dir)
+    grids = load_grid(run_dir, settings, max_images=max_images, sets=(set_name,))
+    grid = grids.get(set_name)
+    if grid is None or not grid.names:
+        raise DataError(
+            f"{run_dir / 'recon' / 'index.csv'} lists no reconstructions of the {set_name!r} set; "
+            "run 'e2e-recon reconstruct' (or the demo) first"
+        )
+    title = f"{SET_TITLES.get(set_name, set_name)}: " + ", ".join(r.lower() for r in grid.rows)
+    _atomic_write(Path(out_png), figures.grid_png(grid.rows, title))
+    return Path(out_png)
+
+
+def render_report(run_dir: Path) -> str:
+    """The report page of ``run_dir`` as an HTML string (see :func:`write_report`)."""
+    settings = run_settings(run_dir)
+    metrics, metrics_note = load_metrics(run_dir / "recon")
+    sections = [
+        ("data", "Data and models", lambda: _data_section(run_dir, settings)),
+        ("recon", "Reconstructions", lambda: _grid_section(run_dir, settings)),
+        ("metrics", "Metrics", lambda: _metrics_section(metrics, metrics_note)),
+        ("training", "Training", lambda: _training_section(run_dir)),
+        ("snapshots", "Metric over snapshots", lambda: _snapshot_section(metrics)),
+        ("config", "Configuration", lambda: _config_section(run_dir)),
+    ]
+    body = "".join(_section(key, title, build) for key, title, build in sections)
+    nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title, _ in sections)
+    title = f"e2e-recon report: {run_dir.resolve().name}"
+    when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f'<header><div class="inner"><h1>{html.escape(title)}</h1>'
+        f"<p>End-to-end deep image reconstruction (Shen et al. 2019) &middot; "
+        f"written {when} by e2e-recon {__version__}</p><nav>{nav}</nav></div></header>"
+        f"<main>{body}</main><footer>Self-contained page: all images are embedded.</footer>"
+        f"</body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def _section(key: str, title: str, build: Callable[[], str]) -> str:
+    """One page section; a failure in its builder becomes a note instead of a crash."""
+    try:
+        content = build()
+    except Exception as exc:  # a report must show what it can, whatever one part holds
+        get_logger().warning("report section %r skipped: %s", title, exc)
+        content = _note(f"This part could not be shown ({type(exc).__name__}: {exc}).")
+    return f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _data_section(run_dir: Path, settings: Mapping[str, Any]) -> str:
+    statement = data_statement(run_dir, settings)
+    kind_badge = {
+        "simulated": '<span class="badge sim">SIMULATED SUBJECT</span>',
+        "real": '<span class="badge real">RECORDED fMRI</span>',
+    }.get(statement.kind, '<span class="badge unknown">DATA ORIGIN UNKNOWN</span>')
+    comparator_badge = (
+        '<span class="badge warn">RANDOM WEIGHTS</span>'
+        if statement.comparator_random
+        else '<span class="badge real">PRETRAINED</span>'
+    )
+    rows = [("Data", kind_badge + html.escape(statement.kind_text))]
+    rows += [(k, html.escape(v).replace("\n", "<br>")) for k, v in statement.facts]
+    rows.append(("Comparator", comparator_badge + html.escape(statement.comparator_text)))
+    rows += [(k, html.escape(v)) for k, v in statement.extra]
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in rows)
+    return f'<dl class="facts">{items}</dl>'
+
+
+def _grid_section(run_dir: Path, settings: Mapping[str, Any]) -> str:
+    grids = load_grid(run_dir, settings)
+    if not grids:
+        return _note(
+            f"No reconstructions found ({run_dir / 'recon' / 'index.csv'} is missing or empty)."
+        )
+    parts = []
+    for set_name, grid in grids.items():
+        parts.append(f"<h3>{html.escape(SET_TITLES.get(set_name, set_name))}</h3>")
+        parts.append(
+            _note(
+                f"{len(grid.names)} test images; rows: " + ", ".join(r.lower() for r in grid.rows)
+            )
+        )
+        parts.extend((grid.notes and [_note(n) for n in grid.notes]) or [])
+        parts.append(_grid_tables(grid))
+    return "".join(parts)
+
+
+def _grid_tables(grid: GridData, per_row: int = 10) -> str:
+    """Blocks of ``per_row`` stimuli; each block a small table with one row per method."""
+    blocks = []
+    for start in range(0, len(grid.names), per_row):
+        names = grid.names[start : start + per_row]
+        rows = []
+        for label, images in grid.rows.items():
+            cells = "".join(
+                _image_cell(images[start + i], name, label) for i, name in enumerate(names)
+            )
+            rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+        blocks.append(f'<table class="grid">{"".join(rows)}</table>')
+    return "".join(blocks)
+
+
+def _image_cell(image: np.ndarray | None, name: str, label: str) -> str:
+    if image is None:
+        return '<td><div class="missing">missing</div></td>'
+    uri = figures.data_uri(figures.encode_png(image))
+    alt = html.escape(f"{label}: {name}")
+    return f'<td><img src="{uri}" alt="{alt}" title="{alt}"></td>'
+
+
+def _metrics_section(metrics: dict[str, SetMetrics], note: str) -> str:
+    if not metrics:
+        return _note(note or "No metrics (recon/metrics.json is missing).")
+    names: dict[str, None] = {}
+    for set_metrics in metrics.values():
+        for method, values in set_metrics.methods.items():
+            if figures.snapshot_iteration(method) is None:
+                names.update(dict.fromkeys(values))
+        names.update(dict.fromkeys(set_metrics.chance))
+    head = "".join(f"<th>{html.escape(_metric_title(n))}</th>" for n in names)
+    body = [_metric_rows(name, set_metrics, list(names)) for name, set_metrics in metrics.items()]
+    explain = _note(
+        "Mean over test images with its bootstrap interval over images in brackets; "
+        "identification is two-way (chance 50%). Best non-chance value per set in bold."
+    )
+    extra = _note(note) if note else ""
+    return (
+        f'<table class="metrics"><tr><th class="l">Test set</th><th>Images</th>'
+        f'<th class="l">Method</th>{head}</tr>{"".join(body)}</table>{explain}{extra}'
+    )
+
+
+def _metric_rows(set_name: str, set_metrics: SetMetrics, names: Sequence[str]) -> str:
+    methods = {
+        m: v for m, v in set_metrics.methods.items() if figures.snapshot_iteration(m) is None
+    }
+    best: dict[str, float] = {}
+    for values in methods.values():
+        for n, metric in values.items():
+            if metric.value is not None and metric.value > best.get(n, -math.inf):
+                best[n] = metric.value
+    rows = []
+    for method, values in methods.items():
+        cells = "".join(_metric_cell(n, values.get(n), best.get(n)) for n in names)
+        rows.append(("", _method_title(method), cells))
+    if set_metrics.chance:
+        chance = {n: MetricValue(v) for n, v in set_metrics.chance.items()}
+        cells = "".join(_metric_cell(n, chance.get(n)) for n in names)
+        rows.append((' class="chance"', "Chance", cells))
+    # The set's name and image count appear once, on its first row.
+    head = (
+        f'<td class="l set" rowspan="{len(rows)}">{html.escape(SET_TITLES.get(set_name, set_name))}'
+        f'</td><td class="set" rowspan="{len(rows)}">{set_metrics.n_images or ""}</td>'
+    )
+    lines = [
+        f'<tr{css}>{head if i == 0 else ""}<td class="l{" set" if i == 0 else ""}">'
+        f"{html.escape(title)}</td>{cells}</tr>"
+        for i, (css, title, cells) in enumerate(rows)
+    ]
+    span = len(names) + 3
+    lines += [f'<tr><td class="l" colspan="{span}">{_note(n)}</td></tr>' for n in set_metrics.notes]
+    return "".join(lines)
+
+
+def _metric_cell(name: str, value: MetricValue | None, best: float | None = None) -> str:
+    if value is None:
+        return "<td>&ndash;</td>"
+    if value.value is None:
+        return '<td title="undefined for this set">undefined</td>'
+    text = _format(name, value.value)
+    if value.low is not None and value.high is not None:
+        text += f'<span class="ci">[{_format(name, value.low)}, {_format(name, value.high)}]</span>'
+    css = ' class="best"' if best is not None and value.value >= best else ""
+    return f"<td{css}>{text}</td>"
+
+
+def _format(name: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if "identification" in name else f"{value:.3f}"
+
+
+def _metric_title(name: str) -> str:
+    return METRIC_TITLES.get(name, name.replace("_", " ").capitalize())
+
+
+def _method_title(method: str) -> str:
+    iteration = figures.snapshot_iteration(method)
+    base = method.split("@")[0]
+    title = {"e2e": "End-to-end", "ridge": "Ridge baseline", "chance": "Chance"}.get(base, base)
+    return f"{title} (snapshot {iteration:,})" if iteration is not None else title
+
+
+def _training_section(run_dir: Path) -> str:
+    path = run_dir / "stats.jsonl"
+    if not path.is_file():
+        return _note(f"No training statistics ({path.name} is missing).")
+    rows, skipped = read_stats_rows(path)
+    png = figures.training_curves_png(rows)
+    if png is None:
+        return _note(f"{path.name} holds no numeric values to plot.")
+    text = f"{len(rows)} logged rows from {path.name}"
+    text += f"; {skipped} unreadable lines skipped." if skipped else "."
+    return f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">{_note(text)}'
+
+
+def _snapshot_section(metrics: dict[str, SetMetrics]) -> str:
+    for metric in ("pixel_identification", "feature_identification", "pixcorr"):
+        points: dict[str, list[figures.SnapshotPoint]] = {}
+        references: dict[str, dict[str, float]] = {}
+        for set_name, set_metrics in metrics.items():
+            for method, values in set_metrics.methods.items():
+                iteration = figures.snapshot_iteration(method)
+                value = _find_metric(values, metric)
+                if iteration is not None and value is not None and value.value is not None:
+                    points.setdefault(set_name, []).append(
+                        figures.SnapshotPoint(iteration, value.value, value.low, value.high)
+                    )
+            ridge = _find_metric(set_metrics.methods.get("ridge", {}), metric)
+            references[set_name] = (
+                {} if ridge is None or ridge.value is None else {"ridge": ridge.value}
+            )
+            if metric in set_metrics.chance:
+                references[set_name]["chance"] = set_metrics.chance[metric]
+        if points:
+            png = figures.snapshot_metric_png(points, references, _metric_title(metric))
+            return f'<img class="plot" src="{figures.data_uri(png)}" alt="metric over snapshots">'
+    return _note("No snapshot reconstructions were evaluated (methods like e2e@iter0010000).")
+
+
+def _find_metric(values: Mapping[str, MetricValue], metric: str) -> MetricValue | None:
+    """The metric, or the first variant of it (e.g. ``pixel_identification_56px``)."""
+    if metric in values:
+        return values[metric]
+    return next((v for k, v in values.items() if k.startswith(metric)), None)
+
+
+def _config_section(run_dir: Path) -> str:
+    text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    summary = read_json(run_dir / "summary.json")
+    parts = [("config.yaml", text)]
+    if isinstance(summary, dict):
+        parts.append(("summary.json", json.dumps(summary, indent=2)))
+    return "".join(
+        f"<details><summary>{name}</summary><pre>{html.escape(content)}</pre></details>"
+        for name, content in parts
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, so no half-written file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,335 @@
+"""Tests of the HTML report on a small but realistic run directory made in tmp_path."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+from typer.testing import CliRunner
+
+from e2e_recon.cli import app
+from e2e_recon.config import load_config, save_config
+from e2e_recon.errors import CheckpointError, DataError
+from e2e_recon.report.report import render_report, save_grid_png, write_report
+
+SETS = {"natural": ("test", 6), "shapes": ("artificial", 4), "letters": ("letters", 2)}
+FMRI = {
+    "train": "sub-01_perceptionNaturalImageTraining_original_VC.h5",
+    "natural": "sub-01_perceptionNaturalImageTest_original_VC.h5",
+    "shapes": "sub-01_perceptionArtificialImage_original_VC.h5",
+    "letters": "sub-01_perceptionLetterImage_original_VC.h5",
+}
+IMG_TAG = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _picture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth colourful test picture, (size, size, 3) uint8."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    phase = rng.uniform(0, 2 * np.pi, size=3)
+    channels = [np.sin(6 * xx + 4 * yy * (c + 1) + phase[c]) for c in range(3)]
+    return ((np.stack(channels, axis=-1) + 1) * 127.5).astype(np.uint8)
+
+
+def _write_subject(root: Path, rng: np.random.Generator) -> dict[str, list[str]]:
+    """A simulated subject's layout: fmri/ (placeholders), images/, truth/."""
+    (root / "fmri").mkdir(parents=True)
+    for name in FMRI.values():
+        (root / "fmri" / name).write_bytes(b"")
+    (root / "truth").mkdir()
+    (root / "truth" / "params.json").write_text(json.dumps({"preset": "tiny", "snr": 0.7}))
+    names: dict[str, list[str]] = {}
+    for set_name, (folder, count) in SETS.items():
+        (root / "images" / folder).mkdir(parents=True)
+        names[set_name] = [f"n0{set_name[:3]}{i:04d}_{i + 10}" for i in range(count)]
+        for name in names[set_name]:
+            Image.fromarray(_picture(rng, 80)).save(root / "images" / folder / f"{name}.JPEG")
+    return names
+
+
+def _write_recon(recon: Path, names: dict[str, list[str]], rng: np.random.Generator) -> None:
+    """recon/index.csv with .mat/.png files for e2e, ridge and one e2e snapshot (natural)."""
+    rows = []
+    snapshot_sets = {"natural": SETS["natural"]}
+    methods = {"e2e": SETS, "ridge": SETS, "e2e@iter0000020": snapshot_sets}
+    methods["e2e@iter0000040"] = snapshot_sets
+    for method, sets in methods.items():
+        for set_name in sets:
+            (recon / method / set_name).mkdir(parents=True)
+            for i, name in enumerate(names[set_name]):
+                image = _picture(rng, 56)
+                rel = f"{method}/{set_name}/{name}"
+                scipy.io.savemat(recon / f"{rel}.mat", {"gen_img": image.astype(np.float64)})
+                Image.fromarray(image).save(recon / f"{rel}.png")
+                rows.append(
+                    {"method": method, "set": set_name, "stimulus_id": f"{i + 1}.0",
+                     "stimulus_name": name, "n_trials": "10", "mat": f"{rel}.mat",
+                     "tif": "", "png": f"{rel}.png"}
+                )  # fmt: skip
+    with (recon / "index.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _metric(mean: float) -> dict[str, float]:
+    return {"mean": mean, "ci_low": mean - 0.042, "ci_high": mean + 0.038}
+
+
+def _write_metrics(recon: Path, images_dir: Path) -> None:
+    sets = {}
+    for set_name, (_, count) in SETS.items():
+        methods = {
+            "e2e": {"pixel_identification": _metric(0.812), "pixcorr": _metric(0.31),
+                    "ssim": _metric(0.42), "feature_identification": _metric(0.9)},
+            "ridge": {"pixel_identification": _metric(0.774), "pixcorr": _metric(0.35),
+                      "ssim": _metric(0.40), "feature_identification": _metric(0.7)},
+        }  # fmt: skip
+        if set_name == "natural":
+            methods["e2e@iter0000020"] = {"pixel_identification": _metric(0.7)}
+            methods["e2e@iter0000040"] = {"pixel_identification": _metric(0.76)}
+        sets[set_name] = {
+            "n_images": count,
+            "methods": methods,
+            "chance": {"pixel_identification": 0.5, "feature_identification": 0.5},
+        }
+    content = {"images_dir": str(images_dir), "sets": sets}
+    (recon / "metrics.json").write_text(json.dumps(content))
+
+
+def _write_stats(path: Path, n_rows: int = 80) -> None:
+    rng = np.random.default_rng(1)
+    lines = []
+    for k in range(n_rows):
+        row = {
+            "iteration": 10 * (k + 1), "loss_d_real": 0.5 + rng.random(), "loss_d_fake": 0.6,
+            "image": 1e5 / (k + 1), "feature": 2e4 / (k + 1), "adversarial": 0.7 + rng.random(),
+            "loss_g": 3.0, "ratio": 0.4 + rng.random(), "train_d": bool(k % 3), "train_g": True,
+            "lr": 2e-4, "it_per_s": 5.0, "time": 1.7e9 + k,
+        }  # fmt: skip
+        if k % 10 == 9:
+            row["val_pixel_identification"] = 0.6 + 0.003 * k
+            row["val_loss_image"] = 2e5 / (k + 1)
+        lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + '\n{"iteration": 9')  # torn last line, as after a crash
+
+
+def make_run_dir(tmp_path: Path, comparator: str = "efficientnet-lite0") -> Path:
+    """A run directory as train + reconstruct + evaluate leave it, with a simulated subject."""
+    rng = np.random.default_rng(0)
+    subject = tmp_path / "sim"
+    names = _write_subject(subject, rng)
+    cfg = load_config(
+        "demo",
+        [
+            f"data.train_fmri={subject / 'fmri' / FMRI['train']}",
+            f"data.test_fmri=[{', '.join(str(subject / 'fmri' / FMRI[s]) for s in SETS)}]",
+            f"data.images_dir={subject / 'images'}",
+            f"model.comparator={comparator}",
+        ],
+    )
+    run_dir = tmp_path / "runs" / "00000-sub-01-demo"
+    (run_dir / "recon").mkdir(parents=True)
+    save_config(cfg, run_dir / "config.yaml")
+    _write_recon(run_dir / "recon", names, rng)
+    _write_metrics(run_dir / "recon", subject / "images")
+    _write_stats(run_dir / "stats.jsonl")
+    (run_dir / "summary.json").write_text(json.dumps({"seed": 0, "wall_s": 12.5}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A run directory and its report, made once for the tests that only read them."""
+    run_dir = make_run_dir(tmp_path_factory.mktemp("built"))
+    return run_dir, write_report(run_dir).read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A fresh run directory without training statistics (the slowest part to draw)."""
+    run_dir = make_run_dir(tmp_path)
+    (run_dir / "stats.jsonl").unlink()
+    return run_dir
+
+
+def _decoded_images(page: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) for b in IMG_TAG.findall(page)]
+
+
+def _section(page: str, key: str) -> str:
+    match = re.search(rf'<section id="{key}">(.*?)</section>', page, flags=re.S)
+    assert match is not None, f"section {key} missing"
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Page content
+# --------------------------------------------------------------------------------------------
+
+
+def test_report_has_every_section_and_embeds_all_images(built: tuple[Path, str]) -> None:
+    run_dir, page = built
+    assert (run_dir / "report" / "index.html").is_file()
+    for key in ("data", "recon", "metrics", "training", "snapshots", "config"):
+        _section(page, key)
+    n_grid = sum(3 * count for _, count in SETS.values())  # stimulus, e2e, ridge per image
+    images = _decoded_images(page)
+    assert len(images) == n_grid + 2  # + training curves + metric over snapshots
+    assert len(IMG_TAG.findall(_section(page, "recon"))) == n_grid
+    assert all(im.ndim == 3 and im.shape[0] > 0 for im in images)
+    assert "missing" not in _section(page, "recon")
+
+
+def test_report_is_self_contained(built: tuple[Path, str]) -> None:
+    run_dir, page = built
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # only embedded data and anchors
+    assert "<link" not in page and "<script" not in page and "@import" not in page
+    assert not list((run_dir / "report").glob("*.tmp"))
+
+
+def test_data_statement_names_simulated_subject_and_comparator(built: tuple[Path, str]) -> None:
+    data = _section(built[1], "data")
+    assert "SIMULATED SUBJECT" in data
+    assert "EfficientNet-Lite0, ImageNet weights" in data and "PRETRAINED" in data
+    assert "Simulation: snr" in data and "0.7" in data  # from truth/params.json
+    assert FMRI["natural"] in data and "wall_s" in data
+
+
+def test_random_comparator_is_labelled(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path, comparator="random-caffenet")
+    (run_dir / "stats.jsonl").unlink()
+    data = _section(render_report(run_dir), "data")
+    assert "RANDOM WEIGHTS" in data and "RANDOM (untrained) weights" in data
+
+
+def test_metrics_table_shows_values_intervals_and_chance(built: tuple[Path, str]) -> None:
+    table = _section(built[1], "metrics")
+    assert '<td class="best">81.2%<span class="ci">[77.0%, 85.0%]</span></td>' in table
+    assert "77.4%" in table and "0.350" in table and "[0.308, 0.388]" in table
+    assert table.count(">Chance<") == 3 and "50.0%" in table
+    assert table.count("End-to-end") == 3  # snapshots are not rows of the main table
+    assert "PixCorr" in table and "SSIM" in table
+
+
+def test_training_curves_and_config(built: tuple[Path, str]) -> None:
+    page = built[1]
+    training = _section(page, "training")
+    assert "80 logged rows" in training and "1 unreadable lines skipped" in training
+    config = _section(page, "config")
+    assert "efficientnet-lite0" in config and "summary.json" in config
+
+
+# --------------------------------------------------------------------------------------------
+# Missing and damaged parts
+# --------------------------------------------------------------------------------------------
+
+
+def test_bare_run_dir_gives_notes_not_errors(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(load_config("demo"), run_dir / "config.yaml")
+    page = write_report(run_dir, tmp_path / "elsewhere" / "page.html").read_text()
+    assert "No reconstructions found" in page and "No metrics" in page
+    assert "No training statistics" in page and "No snapshot reconstructions" in page
+    assert "DATA ORIGIN UNKNOWN" in page
+
+
+def test_missing_images_and_metrics_fallbacks(run_dir: Path) -> None:
+    (run_dir / "recon" / "ridge" / "letters" / "n0let0001_11.png").unlink()
+    (run_dir / "recon" / "ridge" / "letters" / "n0let0001_11.mat").unlink()
+    (run_dir / "recon" / "e2e" / "shapes" / "n0sha0000_10.png").unlink()  # .mat remains
+    (run_dir / "recon" / "metrics.json").write_text("{not json")
+    page = render_report(run_dir)
+    recon = _section(page, "recon")
+    assert recon.count('class="missing"') == 1 and "1 image(s) missing" in recon
+    assert "could not be read" in _section(page, "metrics")
+    assert "No training statistics" in _section(page, "training")
+
+
+def test_undefined_metric_and_summary_fallback(run_dir: Path) -> None:
+    (run_dir / "recon" / "metrics.json").unlink()
+    summary = {"letters": {"e2e": {"pixel_identification": None}, "chance": {}}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    table = _section(render_report(run_dir), "metrics")
+    assert "undefined" in table and "Metrics read from summary.json" in table
+
+
+def test_not_a_run_dir_raises(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        write_report(tmp_path)
+
+
+def test_cli_report_writes_page(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert CliRunner().invoke(app, ["report", str(tmp_path)]).exit_code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Stand-alone grid picture
+# --------------------------------------------------------------------------------------------
+
+
+def test_save_grid_png(run_dir: Path, tmp_path: Path) -> None:
+    out = save_grid_png(run_dir, tmp_path / "grid.png", max_images=4)
+    with Image.open(out) as image:
+        width, height = image.size
+    assert width > height > 100  # 4 columns, 3 rows
+    with pytest.raises(DataError, match="no reconstructions of the 'faces' set"):
+        save_grid_png(run_dir, tmp_path / "none.png", set_name="faces")
+
+
+# --------------------------------------------------------------------------------------------
+# The page in a real browser
+# --------------------------------------------------------------------------------------------
+
+_CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.title = 'IMAGES ' + ok + '/' + imgs.length;
+});
+</script></body>"""
+
+
+def _chromium() -> str | None:
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+
+
+def test_page_renders_in_headless_chromium(built: tuple[Path, str], tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    page = built[1]
+    n_images = len(IMG_TAG.findall(page))
+    # The report has no script of its own: a copy with a checking script is opened.
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", _CHECK_SCRIPT), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+        "--virtual-time-budget=5000", "--window-size=1200,2000", f"--screenshot={shot}",
+        "--dump-dom", probe.as_uri(),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"<title>IMAGES {n_images}/{n_images}</title>" in done.stdout
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    with Image.open(shot) as image:
+        assert image.size == (1200, 2000)
+        assert np.asarray(image.convert("L")).std() > 10  # not a blank page
