@@ -1,0 +1,113 @@
+"""train() on tiny data: outputs, exact resume, non-finite losses, unsupported settings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_train_subject import make_tiny_subject, tiny_config
+
+from e2e_recon.config import with_overrides
+from e2e_recon.device import torch_threads
+from e2e_recon.errors import ConfigError, TrainingError
+from e2e_recon.nets.loading import load_generator
+from e2e_recon.train import checkpoint as ckpt_io
+from e2e_recon.train import losses
+from e2e_recon.train.loop import train
+from e2e_recon.train.stats import read_stats
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks: one thread is fastest, and immune to other processes on the cores."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = ckpt_io.load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    return {**{f"G.{k}": v for k, v in ckpt["generator"].items()},
+            **{f"D.{k}": v for k, v in ckpt["discriminator"].items()}}  # fmt: skip
+
+
+def test_run_writes_snapshots_stats_grid_and_generator(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = tiny_config(subject, f"data.test_fmri=['{subject['test']}']", "train.grid_every_iters=2")
+    summary = train(cfg, tmp_path / "run")
+    run = tmp_path / "run"
+    assert summary["iterations"] == 4 and not summary["interrupted"]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["latest.pt", "snapshot_iter0000002.pt", "snapshot_iter0000004.pt"]
+    rows = read_stats(run / "stats.jsonl")
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["loss_g"]) and "ratio" in r for r in rows)
+    assert rows[-1]["lr_g"] == pytest.approx(1e-4)  # halved at iteration 3
+    assert (run / "report" / "train_grid_iter0000004.png").is_file()
+    ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ckpt["iteration"] == 4 and set(ckpt["balance"]) == {"train_d", "train_g"}
+    for name, value in ckpt["generator"].items():  # transposed-conv biases stay at zero
+        if name.startswith(("deconv", "conv")) and name.endswith("bias"):
+            assert torch.count_nonzero(value) == 0, name
+    generator = load_generator(run / "generator.pt")
+    payload = torch.load(run / "generator.pt", weights_only=True)
+    assert payload["norm"]["mean"].shape == (generator.n_voxels,)
+    assert torch.equal(generator.state_dict()["defc7.weight"], ckpt["generator"]["defc7.weight"])
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = tiny_config(subject, "train.iters=5", "train.snapshot_every_iters=2")
+    train(cfg, tmp_path / "straight")
+    train(with_overrides(cfg, ["train.iters=3"]), tmp_path / "split")
+    summary = train(cfg, tmp_path / "split", resume=True)
+    assert summary["start_iteration"] == 3 and summary["iterations"] == 5
+    straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert straight.keys() == split.keys()
+    for name in straight:
+        assert torch.equal(straight[name], split[name]), name
+    rows = read_stats(tmp_path / "split" / "stats.jsonl")
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_non_finite_loss_saves_last_finite_state_and_names_it(
+    subject: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real_image_loss = losses.image_loss
+
+    def image_loss_nan_from_third_call(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        out = real_image_loss(fake, real)
+        return out * float("nan") if calls["n"] >= 3 else out
+
+    monkeypatch.setattr(losses, "image_loss", image_loss_nan_from_third_call)
+    cfg = tiny_config(subject, "train.snapshot_every_iters=100", "train.iters=10")
+    with pytest.raises(TrainingError, match=r"became nan at iteration 3 "):
+        train(cfg, tmp_path / "run")
+    ckpt = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["generator"].values())
+
+
+def test_unsupported_setting_is_refused_by_name(subject: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train\.presentation_average_k"):
+        train(tiny_config(subject, "train.presentation_average_k=2"), tmp_path / "run")
+
+
+def test_resume_without_checkpoint_is_a_clear_error(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    from e2e_recon.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no loadable checkpoint"):
+        train(tiny_config(subject), tmp_path / "empty", resume=True)
