@@ -1,0 +1,481 @@
+"""Score a reconstruction folder against the stimulus images.
+
+:func:`evaluate_recon` reads ``OUT/index.csv`` (written by ``reconstruct``),
+finds each stimulus image by name in the images folder (any extension, any
+subfolder), and computes per image and per (set, method):
+
+- pixel identification (Pearson correlation, bdpy-identical) at the
+  reconstructions' native size (227 px) and at a common resolution;
+- PixCorr and SSIM (settings in :mod:`e2e_recon.evaluate.metrics`);
+- two-way identification in the feature space of each feature network at an
+  early and a late depth (default: EfficientNet-Lite2, ImageNet weights);
+- bootstrap intervals over images, and a "chance" row per set.
+
+The stimulus is prepared as the generator was trained: resized to 248 px
+(bilinear), centre 227 px, resized again if a reconstruction has another size.
+Reconstructions are the raw ``gen_img`` arrays of the ``.mat`` files (the
+``.png`` when no ``.mat`` is listed) clipped to 0-255.
+"""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+from rich.table import Table
+from torch import nn
+
+from e2e_recon.data.images import center_crop_uint8, load_image, rgb_uint8_to_caffe
+from e2e_recon.errors import DataError
+from e2e_recon.evaluate.metrics import (
+    CHANCE_IDENTIFICATION,
+    SSIM_SETTINGS,
+    bootstrap_ci,
+    feature_identification,
+    pairwise_identification,
+    pixcorr,
+    resize_images,
+    ssim_scores,
+)
+
+METRICS_FORMAT = "e2e-recon/metrics"
+INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
+STIMULUS_RESIZE_PX = 248  # training images were resized to this before cropping
+STIMULUS_CROP_PX = 227  # the region a 227 px reconstruction depicts
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+#: Feature networks known by name: name -> (column label, EfficientNet-Lite variant).
+KNOWN_FEATURE_NETS = {
+    "efficientnet-lite2": ("effnet-lite2", "lite2"),
+    "efficientnet-lite0": ("effnet-lite0", "lite0"),
+}
+DEFAULT_FEATURE_NETS: tuple[str, ...] = ("efficientnet-lite2",)
+
+
+@dataclass(frozen=True)
+class FeatureNet:
+    """A comparator-like network and the layers whose features identify images.
+
+    ``module(x, layers)`` takes Caffe-space images (B, 3, H, W) and returns
+    ``{layer: (B, ...)}``; ``layers`` default to an early and the last of its
+    ``layer_names`` (see :func:`feature_net`).
+    """
+
+    label: str
+    module: nn.Module
+    layers: tuple[str, ...]
+
+    @property
+    def weights_label(self) -> str:
+        return str(getattr(self.module, "weights_label", self.label))
+
+
+def feature_net(label: str, module: nn.Module, layers: Sequence[str] | None = None) -> FeatureNet:
+    """Wrap a comparator; default layers: ``layer_names[len // 3]`` and ``layer_names[-1]``."""
+    names = tuple(getattr(module, "layer_names", ()))
+    if layers is None:
+        if not names:
+            raise DataError(f"feature network {label!r} has no layer_names; pass layers")
+        layers = (names[len(names) // 3], names[-1])
+    return FeatureNet(label, module, tuple(dict.fromkeys(layers)))
+
+
+def _resolve_feature_nets(specs: Sequence[str | FeatureNet], device: str) -> list[FeatureNet]:
+    nets = []
+    for spec in specs:
+        if isinstance(spec, str):
+            if spec not in KNOWN_FEATURE_NETS:
+                raise DataError(
+                    f"feature network {spec!r} is not known; expected one of "
+                    f"{sorted(KNOWN_FEATURE_NETS)} or a FeatureNet"
+                )
+            from e2e_recon.nets.efficientnet_lite import load_efficientnet_lite
+
+            label, variant = KNOWN_FEATURE_NETS[spec]
+            spec = feature_net(label, load_efficientnet_lite(variant))
+        # channels_last: a layout change only, about 3x faster for these nets on CPU.
+        spec.module.to(device).eval()
+        spec.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        nets.append(spec)
+    return nets
+
+
+def evaluate_recon(
+    recon_dir: Path,
+    images_dir: Path | None = None,
+    resolution_px: int | None = 64,
+    feature_nets: Sequence[str | FeatureNet] = DEFAULT_FEATURE_NETS,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Evaluate every (method, set) of a reconstruction folder; write the results there.
+
+    Parameters
+    ----------
+    recon_dir : Path
+        Folder with ``index.csv`` (written by ``e2e-recon reconstruct``).
+    images_dir : Path, optional
+        Stimulus images, found by stimulus name with any image extension in this
+        folder or its subfolders. Default: ``recon_dir / "stimuli"``.
+    resolution_px : int or None
+        Common resolution of the second pixel identification (both images
+        resized, bicubic, antialiased); ``None`` skips it.
+    feature_nets : sequence of str or FeatureNet
+        Networks for feature identification: names in :data:`KNOWN_FEATURE_NETS`
+        (loaded lazily) or :class:`FeatureNet`; empty to skip.
+    n_boot, seed, ci : int, int, float
+        Bootstrap over images (percentile intervals of the mean).
+    device : str
+        Torch device for the feature networks.
+
+    Returns
+    -------
+    dict
+        As written to ``recon_dir / "metrics.json"``: ``settings``, ``metrics``
+        (key, label, chance), ``feature_networks`` and ``results`` (one entry per
+        set and method, plus a ``"chance"`` method per set). Per-image scores go
+        to ``recon_dir / "per_image.csv"``.
+
+    Raises
+    ------
+    DataError
+        No index, files listed in the index missing, stimuli without an image,
+        or a set with fewer than 2 images (identification undefined).
+    """
+    recon_dir = Path(recon_dir)
+    images_dir = Path(images_dir) if images_dir is not None else recon_dir / "stimuli"
+    rows = _read_index(recon_dir / "index.csv")
+    _check_listed_files(recon_dir, rows)
+    stimulus_paths = _find_stimuli(images_dir, sorted({r["stimulus_name"] for r in rows}))
+    nets = _resolve_feature_nets(feature_nets, device)
+    scorer = _Scorer(nets, resolution_px, device)
+    results: list[dict[str, Any]] = []
+    per_image: list[dict[str, Any]] = []
+    for set_name, methods in _group_rows(rows).items():
+        stimuli = np.zeros(0)
+        for method, group in methods.items():
+            if len(group) < 2:
+                raise DataError(
+                    f"{recon_dir / 'index.csv'}: set {set_name!r}, method {method!r} has "
+                    f"{len(group)} image; identification is undefined for fewer than 2 images"
+                )
+            names = tuple(r["stimulus_name"] for r in group)
+            recons = np.stack([_load_recon(recon_dir, r) for r in group])  # (N, S, S, 3)
+            stimuli = _load_stimuli([stimulus_paths[n] for n in names], recons)
+            scores = scorer.score(recons, stimuli, key=(set_name, names))
+            results.append(_summary(set_name, method, recons, scores, n_boot, ci, seed))
+            per_image += _per_image_rows(group, scores)
+        results.append(_chance_row(set_name, stimuli, scorer.metric_keys, n_boot, ci, seed))
+    result = {
+        "format": METRICS_FORMAT,
+        "version": 1,
+        "settings": _settings(images_dir, resolution_px, n_boot, ci, seed),
+        "metrics": scorer.metric_info(),
+        "feature_networks": [
+            {"label": n.label, "weights": n.weights_label, "layers": list(n.layers)} for n in nets
+        ],
+        "results": results,
+    }
+    _atomic_write(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    _atomic_write(recon_dir / "per_image.csv", _csv_text(per_image, scorer.metric_keys))
+    return result
+
+
+class _Scorer:
+    """Per-image scores of one (set, method); caches stimulus features per set."""
+
+    def __init__(self, nets: list[FeatureNet], resolution_px: int | None, device: str):
+        self.nets, self.resolution_px, self.device = nets, resolution_px, device
+        self._stimulus_features: dict[object, dict[str, np.ndarray]] = {}
+        self.metric_keys = ["pixid", *([f"pixid_{resolution_px}px"] if resolution_px else [])]
+        self.metric_keys += ["pixcorr", "ssim"]
+        self.metric_keys += [f"{n.label}/{layer}" for n in nets for layer in n.layers]
+
+    def metric_info(self) -> list[dict[str, Any]]:
+        labels = {"pixid": "Pixel ident. (native)", "pixcorr": "PixCorr", "ssim": "SSIM"}
+        if self.resolution_px:
+            labels[f"pixid_{self.resolution_px}px"] = f"Pixel ident. ({self.resolution_px} px)"
+        info = []
+        for key in self.metric_keys:
+            is_identification = key not in ("pixcorr", "ssim")
+            info.append(
+                {
+                    "key": key,
+                    "label": labels.get(key, key.replace("/", " ") + " ident."),
+                    "chance": CHANCE_IDENTIFICATION if is_identification else None,
+                }
+            )
+        return info
+
+    def score(self, recons: np.ndarray, stimuli: np.ndarray, key: object) -> dict[str, np.ndarray]:
+        n = len(recons)
+        scores = {"pixid": pairwise_identification(recons, stimuli)}
+        if self.resolution_px:
+            small_recons = resize_images(recons, self.resolution_px)
+            small_stimuli = resize_images(stimuli, self.resolution_px)
+            scores[f"pixid_{self.resolution_px}px"] = pairwise_identification(
+                small_recons, small_stimuli
+            )
+        scores["pixcorr"] = pixcorr(recons, stimuli)
+        scores["ssim"] = ssim_scores(recons, stimuli)
+        cache_key = (key, n, recons.shape[1:])
+        if cache_key not in self._stimulus_features:
+            self._stimulus_features[cache_key] = self._features(stimuli)
+        true_features = self._stimulus_features[cache_key]
+        for name, pred in self._features(recons).items():
+            scores[name] = feature_identification(pred, true_features[name])
+        return scores
+
+    def _features(self, images: np.ndarray, batch_size: int = 25) -> dict[str, np.ndarray]:
+        """RGB 0-255 (N, S, S, 3) -> {"label/layer": (N, D) float32}."""
+        out: dict[str, list[np.ndarray]] = {}
+        for net in self.nets:
+            for start in range(0, len(images), batch_size):
+                caffe = rgb_uint8_to_caffe(images[start : start + batch_size])  # (B, 3, S, S)
+                x = torch.from_numpy(caffe).to(self.device)
+                with torch.inference_mode():
+                    feats = net.module(x.contiguous(memory_format=torch.channels_last), net.layers)
+                for layer, value in feats.items():
+                    flat = value.float().reshape(len(x), -1).cpu().numpy()  # (B, D)
+                    out.setdefault(f"{net.label}/{layer}", []).append(flat)
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _summary(
+    set_name: str,
+    method: str,
+    recons: np.ndarray,
+    scores: dict[str, np.ndarray],
+    n_boot: int,
+    ci: float,
+    seed: int,
+) -> dict[str, Any]:
+    summary = {}
+    for key, values in scores.items():
+        low, high = bootstrap_ci(values, n_boot=n_boot, ci=ci, seed=seed)
+        summary[key] = {
+            "mean": _num(np.nanmean(values)),
+            "ci_low": _num(low),
+            "ci_high": _num(high),
+        }
+    return {
+        "set": set_name,
+        "method": method,
+        "n_images": len(recons),
+        "image_size_px": int(recons.shape[1]),
+        "scores": summary,
+    }
+
+
+def _chance_row(
+    set_name: str,
+    stimuli: np.ndarray,
+    metric_keys: list[str],
+    n_boot: int,
+    ci: float,
+    seed: int,
+) -> dict[str, Any]:
+    """0.5 for identification; for PixCorr and SSIM, another stimulus of the set (i, i+1)."""
+    other = np.roll(stimuli, -1, axis=0)
+    empirical = {"pixcorr": pixcorr(other, stimuli), "ssim": ssim_scores(other, stimuli)}
+    row = _summary(set_name, "chance", stimuli, empirical, n_boot, ci, seed)
+    for key in metric_keys:
+        if key not in empirical:
+            exact = {"mean": CHANCE_IDENTIFICATION, "ci_low": None, "ci_high": None}
+            row["scores"][key] = exact
+    row["scores"] = {key: row["scores"][key] for key in metric_keys}
+    return row
+
+
+def _num(value: float) -> float | None:
+    return None if not math.isfinite(float(value)) else round(float(value), 6)
+
+
+def _settings(
+    images_dir: Path, resolution_px: int | None, n_boot: int, ci: float, seed: int
+) -> dict[str, Any]:
+    return {
+        "images_dir": str(images_dir),
+        "stimulus_preparation": f"resize {STIMULUS_RESIZE_PX} px (bilinear), centre "
+        f"{STIMULUS_CROP_PX} px, bicubic to the reconstruction size if it differs",
+        "reconstruction_values": "raw gen_img of the .mat (else the .png), clipped to 0-255",
+        "pixel_identification": "Pearson correlation, ties count as failures (bdpy definition)",
+        "common_resolution_px": resolution_px,
+        "ssim": SSIM_SETTINGS,
+        "feature_identification": "Pearson correlation of all units of a layer, two-way",
+        "bootstrap": {"resamples": n_boot, "ci": ci, "seed": seed, "over": "images"},
+        "chance": "0.5 for identification; PixCorr and SSIM of another stimulus of the "
+        "same set (pairs i, i+1) in place of the reconstruction",
+    }
+
+
+def _read_index(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"{path} not found: run 'e2e-recon reconstruct --out {path.parent}' first")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"{path}: columns {missing} missing; expected {list(INDEX_COLUMNS)}")
+    if not rows:
+        raise DataError(f"{path} lists no reconstructions")
+    return rows
+
+
+def _check_listed_files(recon_dir: Path, rows: list[dict[str, str]]) -> None:
+    missing = [
+        r["mat"] or r["png"]
+        for r in rows
+        if not (r["mat"] or r["png"]) or not (recon_dir / (r["mat"] or r["png"])).is_file()
+    ]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{recon_dir / 'index.csv'} lists {len(missing)} reconstruction file(s) that do not "
+            f"exist in {recon_dir}: {shown}; rerun 'e2e-recon reconstruct' into that folder"
+        )
+
+
+def _find_stimuli(images_dir: Path, names: list[str]) -> dict[str, Path]:
+    if not images_dir.is_dir():
+        raise DataError(f"stimulus image folder {images_dir} not found; pass --images DIR")
+    wanted = set(names)
+    by_stem: dict[str, Path] = {}
+    for path in sorted(images_dir.rglob("*")):
+        if path.stem not in wanted or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        first = by_stem.setdefault(path.stem, path)
+        if first != path and not filecmp.cmp(first, path, shallow=False):
+            raise DataError(
+                f"stimulus {path.stem!r} has two different images: {first} and {path}; "
+                "pass the folder of the right set as --images"
+            )
+    missing = [n for n in names if n not in by_stem]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{len(missing)} stimulus(es) have no image in {images_dir} or its subfolders: "
+            f"{shown}; add <name>.JPEG (any image extension) for each"
+        )
+    return {n: by_stem[n] for n in names}
+
+
+def _group_rows(rows: list[dict[str, str]]) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """{set: {method: rows}}; sets in index order, methods e2e, snapshots, others, ridge."""
+    groups: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for row in rows:
+        groups.setdefault(row["set"], {}).setdefault(row["method"], []).append(row)
+
+    def method_order(method: str) -> tuple[int, str]:
+        rank = 0 if method == "e2e" else 1 if method.startswith("e2e") else 2
+        return (3 if method.startswith("ridge") else rank, method)
+
+    return {s: {m: g[m] for m in sorted(g, key=method_order)} for s, g in groups.items()}
+
+
+def _load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
+    """(S, S, 3) float64 RGB 0-255 of one index row."""
+    path = recon_dir / (row["mat"] or row["png"])
+    try:
+        if path.suffix.lower() == ".mat":
+            image = np.asarray(scipy.io.loadmat(path)["gen_img"], dtype=np.float64)
+        else:
+            with Image.open(path) as img:
+                image = np.asarray(img.convert("RGB"), dtype=np.float64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the reconstruction ({exc})") from exc
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
+        raise DataError(f"{path}: reconstruction has shape {image.shape}; expected (S, S, 3)")
+    return np.clip(image, 0.0, 255.0)
+
+
+def _load_stimuli(paths: list[Path], recons: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) float64 RGB stimuli matching the reconstructions' size S."""
+    if len({r.shape for r in recons}) > 1:
+        raise DataError(
+            f"reconstructions of one set differ in size: {sorted({r.shape for r in recons})}"
+        )
+    resized = [load_image(p, STIMULUS_RESIZE_PX) for p in paths]
+    crops = center_crop_uint8(np.stack(resized), STIMULUS_CROP_PX)  # (N, 227, 227, 3)
+    size = recons.shape[1]
+    if size != STIMULUS_CROP_PX:
+        return np.clip(resize_images(crops, size), 0.0, 255.0).astype(np.float64)
+    return crops.astype(np.float64)
+
+
+def _per_image_rows(group: list[dict[str, str]], scores: dict[str, np.ndarray]) -> list[dict]:
+    keep = ("set", "method", "stimulus_id", "stimulus_name", "n_trials")
+    return [
+        {**{k: row[k] for k in keep}, **{k: _num(v[i]) for k, v in scores.items()}}
+        for i, row in enumerate(group)
+    ]
+
+
+def _csv_text(rows: list[dict[str, Any]], metric_keys: list[str]) -> str:
+    buffer = io.StringIO()
+    fields = ["set", "method", "stimulus_id", "stimulus_name", "n_trials", *metric_keys]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def metrics_table(result: dict[str, Any]) -> Table:
+    """Rich table of a result of :func:`evaluate_recon`: set x method rows, metric columns.
+
+    Cells read ``mean [low, high]`` (bootstrap interval); the chance row is dimmed.
+    """
+    nets = "; ".join(f"{n['label']}: {n['weights']}" for n in result["feature_networks"])
+    ci = result["settings"]["bootstrap"]["ci"]
+    table = Table(title=f"Reconstruction metrics, mean [{ci:.0%} bootstrap interval]")
+    if nets:
+        table.caption = f"Feature identification with {nets}"
+    table.add_column("Set")
+    table.add_column("Method")
+    table.add_column("N", justify="right")
+    for metric in result["metrics"]:
+        table.add_column(metric["label"], justify="right")
+    previous_set = None
+    for row in result["results"]:
+        if previous_set is not None and row["set"] != previous_set:
+            table.add_section()
+        previous_set = row["set"]
+        cells = [_cell(row["scores"].get(m["key"])) for m in result["metrics"]]
+        style = "dim" if row["method"] == "chance" else None
+        n = "" if row["method"] == "chance" else str(row["n_images"])
+        table.add_row(row["set"], row["method"], n, *cells, style=style)
+    return table
+
+
+def _cell(score: dict[str, float | None] | None) -> str:
+    if score is None or score["mean"] is None:
+        return "-"
+    if score["ci_low"] is None or score["ci_high"] is None:
+        return f"{score['mean']:.3f}"
+    return f"{score['mean']:.3f} [{score['ci_low']:.2f}, {score['ci_high']:.2f}]"
