@@ -180,6 +180,15 @@ def _wide_range(ax: plt.Axes) -> bool:
     return bool(joined.max() > 20 * joined.min())
 
 
+def _plain_linear_axis(ax: plt.Axes) -> None:
+    """No "1e-16+2e-4" offset labels; a constant curve gets a +-10% range around it."""
+    ax.ticklabel_format(axis="y", useOffset=False)
+    low, high = ax.get_ylim()
+    middle = (low + high) / 2
+    if high - low <= 1e-9 * max(abs(middle), 1e-30):
+        ax.set_ylim(middle - 0.1 * abs(middle) - 1e-12, middle + 0.1 * abs(middle) + 1e-12)
+
+
 def _plot_group(ax: plt.Axes, records: Sequence[Mapping[str, object]], group: CurveGroup) -> None:
     for colour, key in zip(_PALETTE * 4, group.keys, strict=False):
         xs, ys = _series(records, key)
@@ -199,6 +208,8 @@ def _plot_group(ax: plt.Axes, records: Sequence[Mapping[str, object]], group: Cu
             ax.plot(xs, ys, color=colour, label=key, lw=1.4, marker="." if len(ys) < 30 else None)
     if group.log_scale and _wide_range(ax):
         ax.set_yscale("log")
+    elif group.kind != "fraction":
+        _plain_linear_axis(ax)
     ax.set_title(group.title)
     ax.set_xlabel("iteration")
     if ax.get_legend_handles_labels()[0]:
@@ -311,9 +322,19 @@ def grid_png(
     n_cols = max((len(images) for images in rows.values()), default=0)
     if n_rows == 0 or n_cols == 0:
         raise ValueError("grid_png needs at least one row and one image")
+    # Margins in inches so that labels fit and tiles stay square whatever the counts.
+    left, right, top, bottom, gap = 1.3, 0.05, 0.45, 0.05, 0.04 * tile_in
+    width = left + right + n_cols * tile_in + (n_cols - 1) * gap
+    height = top + bottom + n_rows * tile_in + (n_rows - 1) * gap
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(
-            n_rows, n_cols, figsize=(1.4 + tile_in * n_cols, 0.4 + tile_in * n_rows), squeeze=False
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False)
+        fig.subplots_adjust(
+            left=left / width,
+            right=1 - right / width,
+            top=1 - top / height,
+            bottom=bottom / height,
+            wspace=gap / tile_in,
+            hspace=gap / tile_in,
         )
         for r, (label, images) in enumerate(rows.items()):
             for c in range(n_cols):
@@ -328,6 +349,5 @@ def grid_png(
                     ax.imshow(image, interpolation="lanczos")
                 if c == 0:
                     ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
-        fig.suptitle(title, fontsize=11)
-        fig.subplots_adjust(wspace=0.04, hspace=0.04, left=0.12, right=0.99, top=0.9, bottom=0.01)
+        fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
         return figure_png(fig, dpi=110)

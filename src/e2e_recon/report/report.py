@@ -72,7 +72,8 @@ table.metrics td.l,table.metrics th.l{text-align:left}
 table.metrics tr.chance td{color:#7a8194}
 table.metrics .ci{color:#7a8194;font-size:12px;margin-left:4px}
 table.metrics .best{font-weight:700}
-table.metrics td.set{border-top:2px solid #c9ced8;vertical-align:top;font-weight:600}
+table.metrics tr.first td{border-top:2px solid #c9ced8}
+table.metrics td.set{vertical-align:top;font-weight:600}
 img.plot{max-width:100%;height:auto}
 pre{background:#f7f8fa;border-radius:6px;padding:12px 14px;font-size:12.5px;overflow:auto}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600;font-size:15px;padding:4px 0}
@@ -292,22 +293,21 @@ def _metric_rows(set_name: str, set_metrics: SetMetrics, names: Sequence[str]) -
         for n, metric in values.items():
             if metric.value is not None and metric.value > best.get(n, -math.inf):
                 best[n] = metric.value
-    rows = []
+    rows: list[tuple[str, str, str]] = []  # (css class, method title, cells)
     for method, values in methods.items():
         cells = "".join(_metric_cell(n, values.get(n), best.get(n)) for n in names)
         rows.append(("", _method_title(method), cells))
     if set_metrics.chance:
         chance = {n: MetricValue(v) for n, v in set_metrics.chance.items()}
-        cells = "".join(_metric_cell(n, chance.get(n)) for n in names)
-        rows.append((' class="chance"', "Chance", cells))
-    # The set's name and image count appear once, on its first row.
+        rows.append(("chance", "Chance", "".join(_metric_cell(n, chance.get(n)) for n in names)))
+    # The set's name and image count appear once, on its first row, which draws a rule above.
     head = (
         f'<td class="l set" rowspan="{len(rows)}">{html.escape(SET_TITLES.get(set_name, set_name))}'
         f'</td><td class="set" rowspan="{len(rows)}">{set_metrics.n_images or ""}</td>'
     )
     lines = [
-        f'<tr{css}>{head if i == 0 else ""}<td class="l{" set" if i == 0 else ""}">'
-        f"{html.escape(title)}</td>{cells}</tr>"
+        f'<tr class="{css}{" first" if i == 0 else ""}">{head if i == 0 else ""}'
+        f'<td class="l">{html.escape(title)}</td>{cells}</tr>'
         for i, (css, title, cells) in enumerate(rows)
     ]
     span = len(names) + 3
