@@ -191,12 +191,13 @@ def crops_bgr_uint8_to_caffe(
     lefts: torch.Tensor,
     crop_px: int,
 ) -> torch.Tensor:
-    """Cut crops from BGR uint8 images and convert them to Caffe space in one pass.
+    """Cut crops from BGR uint8 images and convert them to Caffe space.
 
-    Each crop is a strided view of its image, written into the batch by one
-    ``torch.sub`` (uint8 in, float32 out, channel means subtracted). This is faster
-    than a batched gather followed by a separate conversion, whose extra passes
-    over the float batch cost more than the short loop over the batch.
+    The crops are copied as uint8 (a slice copy per crop: contiguous rows, cheap),
+    then converted with one batched ``torch.sub`` into a float32 channels-first
+    batch. On random (cache-cold) access this measured 1.5-2.5x faster than
+    converting each crop separately and faster than a batched advanced-index or
+    ``torch.gather``; the conversion pass over the float batch is the main cost.
 
     Parameters
     ----------
@@ -209,13 +210,12 @@ def crops_bgr_uint8_to_caffe(
     -------
     Tensor, shape (B, 3, crop_px, crop_px), float32, Caffe space
     """
-    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32).view(3, 1, 1)
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32).view(1, 3, 1, 1)
     c = crop_px
-    out = torch.empty((rows.numel(), 3, c, c), dtype=torch.float32)  # (B, 3, crop, crop)
     coords = zip(rows.tolist(), tops.tolist(), lefts.tolist(), strict=True)
-    for k, (i, y, x) in enumerate(coords):
-        bgr = images[i, y : y + c, x : x + c].permute(2, 0, 1)  # (3, crop, crop) uint8 view
-        torch.sub(bgr, mean, out=out[k])
+    picked = torch.stack([images[i, y : y + c, x : x + c] for i, y, x in coords])  # (B, c, c, 3)
+    out = torch.empty((picked.shape[0], 3, c, c), dtype=torch.float32)  # (B, 3, crop, crop)
+    torch.sub(picked.permute(0, 3, 1, 2), mean, out=out)  # BGR minus the channel means
     return out
 
 
