@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from PIL import Image
+from torch import nn
 from typer.testing import CliRunner
 
 from e2e_recon.cli import app
-from e2e_recon.config import load_config, save_config
+from e2e_recon.config import load_config, save_config, with_overrides
 from e2e_recon.errors import CheckpointError, DataError
+from e2e_recon.evaluate.evaluate import evaluate_recon, feature_net
+from e2e_recon.report.metrics_file import parse_metrics
 from e2e_recon.report.report import render_report, save_grid_png, write_report
 
 SETS = {"natural": ("test", 6), "shapes": ("artificial", 4), "letters": ("letters", 2)}
@@ -46,7 +50,8 @@ def _write_subject(root: Path, rng: np.random.Generator) -> dict[str, list[str]]
     for name in FMRI.values():
         (root / "fmri" / name).write_bytes(b"")
     (root / "truth").mkdir()
-    (root / "truth" / "params.json").write_text(json.dumps({"preset": "tiny", "snr": 0.7}))
+    truth = {"subject": "sub-01", "preset": "tiny", "seed": 0, "snr": 0.7, "n_voxels": 500}
+    (root / "truth" / "summary.json").write_text(json.dumps(truth))
     names: dict[str, list[str]] = {}
     for set_name, (folder, count) in SETS.items():
         (root / "images" / folder).mkdir(parents=True)
@@ -81,29 +86,25 @@ def _write_recon(recon: Path, names: dict[str, list[str]], rng: np.random.Genera
         writer.writerows(rows)
 
 
-def _metric(mean: float) -> dict[str, float]:
-    return {"mean": mean, "ci_low": mean - 0.042, "ci_high": mean + 0.038}
+class _TinyFeatures(nn.Module):
+    """A small random network standing in for the evaluation's feature network."""
+
+    layer_names = ("conv",)
+    weights_label = "tiny test network, random weights"
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, kernel_size=5, stride=4)
+
+    def forward(self, x: torch.Tensor, layers: tuple[str, ...] = ("conv",)) -> dict:
+        return {"conv": self.conv(x.float())}  # (B, 4, h, w)
 
 
 def _write_metrics(recon: Path, images_dir: Path) -> None:
-    sets = {}
-    for set_name, (_, count) in SETS.items():
-        methods = {
-            "e2e": {"pixel_identification": _metric(0.812), "pixcorr": _metric(0.31),
-                    "ssim": _metric(0.42), "feature_identification": _metric(0.9)},
-            "ridge": {"pixel_identification": _metric(0.774), "pixcorr": _metric(0.35),
-                      "ssim": _metric(0.40), "feature_identification": _metric(0.7)},
-        }  # fmt: skip
-        if set_name == "natural":
-            methods["e2e@iter0000020"] = {"pixel_identification": _metric(0.7)}
-            methods["e2e@iter0000040"] = {"pixel_identification": _metric(0.76)}
-        sets[set_name] = {
-            "n_images": count,
-            "methods": methods,
-            "chance": {"pixel_identification": 0.5, "feature_identification": 0.5},
-        }
-    content = {"images_dir": str(images_dir), "sets": sets}
-    (recon / "metrics.json").write_text(json.dumps(content))
+    """metrics.json and per_image.csv from the project's own evaluation."""
+    nets = (feature_net("tiny", _TinyFeatures()),)
+    evaluate_recon(recon, images_dir, resolution_px=28, feature_nets=nets, n_boot=50, device="cpu")
 
 
 def _write_stats(path: Path, n_rows: int = 80) -> None:
@@ -123,7 +124,7 @@ def _write_stats(path: Path, n_rows: int = 80) -> None:
     path.write_text("\n".join(lines) + '\n{"iteration": 9')  # torn last line, as after a crash
 
 
-def make_run_dir(tmp_path: Path, comparator: str = "efficientnet-lite0") -> Path:
+def make_run_dir(tmp_path: Path) -> Path:
     """A run directory as train + reconstruct + evaluate leave it, with a simulated subject."""
     rng = np.random.default_rng(0)
     subject = tmp_path / "sim"
@@ -134,7 +135,7 @@ def make_run_dir(tmp_path: Path, comparator: str = "efficientnet-lite0") -> Path
             f"data.train_fmri={subject / 'fmri' / FMRI['train']}",
             f"data.test_fmri=[{', '.join(str(subject / 'fmri' / FMRI[s]) for s in SETS)}]",
             f"data.images_dir={subject / 'images'}",
-            f"model.comparator={comparator}",
+            "model.comparator=efficientnet-lite0",
         ],
     )
     run_dir = tmp_path / "runs" / "00000-sub-01-demo"
@@ -155,10 +156,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    """A fresh run directory without training statistics (the slowest part to draw)."""
-    run_dir = make_run_dir(tmp_path)
+def run_dir(built: tuple[Path, str], tmp_path: Path) -> Path:
+    """A copy of the built run directory to alter, without training statistics (the slowest
+    part to draw); it shares the built run's simulated subject, which must stay unchanged."""
+    run_dir = Path(shutil.copytree(built[0], tmp_path / "00001-sub-01-demo"))
     (run_dir / "stats.jsonl").unlink()
+    shutil.rmtree(run_dir / "report")
     return run_dir
 
 
@@ -201,24 +204,54 @@ def test_data_statement_names_simulated_subject_and_comparator(built: tuple[Path
     data = _section(built[1], "data")
     assert "SIMULATED SUBJECT" in data
     assert "EfficientNet-Lite0, ImageNet weights" in data and "PRETRAINED" in data
-    assert "Simulation: snr" in data and "0.7" in data  # from truth/params.json
+    assert "Single-trial SNR</dt><dd>0.7<" in data  # from the subject's truth/summary.json
+    assert "Simulation preset</dt><dd>tiny<" in data
     assert FMRI["natural"] in data and "wall_s" in data
 
 
-def test_random_comparator_is_labelled(tmp_path: Path) -> None:
-    run_dir = make_run_dir(tmp_path, comparator="random-caffenet")
-    (run_dir / "stats.jsonl").unlink()
+def test_random_comparator_is_labelled(run_dir: Path) -> None:
+    cfg = with_overrides(load_config(run_dir / "config.yaml"), ["model.comparator=random-caffenet"])
+    save_config(cfg, run_dir / "config.yaml")
     data = _section(render_report(run_dir), "data")
     assert "RANDOM WEIGHTS" in data and "RANDOM (untrained) weights" in data
 
 
 def test_metrics_table_shows_values_intervals_and_chance(built: tuple[Path, str]) -> None:
-    table = _section(built[1], "metrics")
-    assert '<td class="best">81.2%<span class="ci">[77.0%, 85.0%]</span></td>' in table
-    assert "77.4%" in table and "0.350" in table and "[0.308, 0.388]" in table
+    run_dir, page = built
+    table = _section(page, "metrics")
+    content = json.loads((run_dir / "recon" / "metrics.json").read_text())
+    row = next(r for r in content["results"] if (r["set"], r["method"]) == ("natural", "e2e"))
+    score = row["scores"]["pixid"]
+    expected = f'{100 * score["mean"]:.1f}%<span class="ci">[{100 * score["ci_low"]:.1f}%, '
+    assert expected in table
+    ssim = next(r for r in content["results"] if r["method"] == "ridge")["scores"]["ssim"]
+    assert f"{ssim['mean']:.3f}<span" in table
     assert table.count(">Chance<") == 3 and "50.0%" in table
-    assert table.count("End-to-end") == 3  # snapshots are not rows of the main table
-    assert "PixCorr" in table and "SSIM" in table
+    assert table.count(">End-to-end<") == 3  # snapshots are not rows of the main table
+    for metric in content["metrics"]:
+        assert f"<th>{metric['label']}</th>" in table
+    assert "tiny test network, random weights (layers conv)" in table
+
+
+def test_parse_metrics_reads_the_evaluation_and_demo_forms(built: tuple[Path, str]) -> None:
+    content = json.loads((built[0] / "recon" / "metrics.json").read_text())
+    parsed = parse_metrics(content)
+    assert list(parsed.sets) == ["natural", "shapes", "letters"]
+    natural = parsed.sets["natural"]
+    assert set(natural.methods) == {"e2e", "ridge", "e2e@iter0000020", "e2e@iter0000040"}
+    assert natural.n_images == 6 and natural.chance["pixid"].value == 0.5
+    assert parsed.is_identification("tiny/conv") and not parsed.is_identification("ssim")
+    assert parse_metrics({"sets": content}).sets.keys() == parsed.sets.keys()  # summary.json
+    pixel = {"value": 0.9, "ci": [0.8, 1.0]}
+    simple = {
+        "letters": {
+            "methods": {"e2e": {"pixel_identification": pixel, "ssim": None}},
+            "chance": {"pixel_identification": 0.5},
+        }
+    }
+    letters = parse_metrics(simple).sets["letters"]
+    assert letters.methods["e2e"]["pixel_identification"].low == 0.8
+    assert letters.methods["e2e"]["ssim"].value is None
 
 
 def test_training_curves_and_config(built: tuple[Path, str]) -> None:

@@ -3,28 +3,13 @@
 Every reader here tolerates missing or partial files (a run that stopped early, a
 folder copied without its data): it returns what it can plus notes for the page.
 
-``recon/metrics.json`` (written by :mod:`e2e_recon.evaluate.evaluate`) is read in
-this form, the shape of ``summary.json`` of the demo as well::
-
-    {"sets": {"natural": {"n_images": 50,
-                          "methods": {"e2e": {"pixel_identification":
-                                                  {"mean": 0.81, "ci_low": 0.77, "ci_high": 0.85},
-                                              "pixcorr": {...}, ...},
-                                      "ridge": {...}, "e2e@iter0001000": {...}},
-                          "chance": {"pixel_identification": 0.5, ...}},
-              "shapes": {...}, "letters": {...}},
-     "images_dir": "...", ...}
-
-A metric may also be a bare number, ``{"value": .., "ci": [low, high]}``, or None
-(undefined, e.g. identification with fewer than two images); set names may sit at
-the top level instead of under ``"sets"``; chance may be given as a method.
+The metrics file is read by :mod:`e2e_recon.report.metrics_file`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +27,6 @@ from e2e_recon.report.figures import snapshot_iteration, thumbnail
 SET_ORDER = ("natural", "shapes", "letters")
 THUMBNAIL_PX = 128  # embedded size: sharp at the 96 px shown, and on high-density screens
 _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
-_VALUE_KEYS = ("mean", "value", "estimate", "score", "accuracy")
-_LOW_KEYS = ("ci_low", "low", "lo", "lower", "ci_lower")
-_HIGH_KEYS = ("ci_high", "high", "hi", "upper", "ci_upper")
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +154,9 @@ def _summary_says_simulated(summary: Mapping[str, Any]) -> bool | None:
             return bool(value["simulated"])
         if isinstance(value, str) and "simulat" in value.lower():
             return True
+    subject = summary.get("subject")
+    if isinstance(subject, dict) and ("truth_dir" in subject or "preset" in subject):
+        return True  # the demo's summary holds the simulated subject's own summary
     return True if isinstance(summary.get("sim"), dict) else None
 
 
@@ -184,19 +169,28 @@ def _truth_dir(paths: Iterable[Path]) -> Path | None:
     return None
 
 
+_TRUTH_FACTS = {  # key of truth/summary.json -> label on the page
+    "preset": "Simulation preset",
+    "seed": "Simulation seed",
+    "snr": "Single-trial SNR",
+    "n_voxels": "Simulated voxels",
+    "image_size_px": "Stimulus size (px)",
+    "ridge_pairwise_identification": "Ridge calibration (pixel identification)",
+}
+
+
 def _truth_facts(truth: Path) -> list[tuple[str, str]]:
-    """Scalar settings from the simulated subject's ground-truth metadata (JSON files)."""
-    facts: list[tuple[str, str]] = []
-    for path in sorted(truth.glob("*.json"))[:4]:
-        if path.stat().st_size > 1_000_000:
-            continue
-        content = read_json(path)
-        if isinstance(content, dict):
-            facts += [
-                (f"Simulation: {k}", str(v))
-                for k, v in content.items()
-                if isinstance(v, str | int | float | bool) and len(str(v)) < 120
-            ][:12]
+    """Settings of the simulated subject from its ground-truth ``truth/summary.json``."""
+    content = read_json(truth / "summary.json")
+    if not isinstance(content, dict):
+        return []
+    facts = []
+    for key, label in _TRUTH_FACTS.items():
+        value = content.get(key)
+        if isinstance(value, float):
+            facts.append((label, f"{value:.3g}"))
+        elif isinstance(value, int | str):
+            facts.append((label, str(value)))
     return facts
 
 
@@ -257,7 +251,7 @@ def load_grid(
     images_dir = _images_dir(run_dir, index, settings)
     lookup = _image_lookup(images_dir) if images_dir is not None else {}
     grids: dict[str, GridData] = {}
-    for set_name in _ordered({r["set"] for r in index}):
+    for set_name in ordered_sets({r["set"] for r in index}):
         if sets is not None and set_name not in sets:
             continue
         rows = [r for r in index if r["set"] == set_name]
@@ -303,7 +297,8 @@ def _grid_methods(methods: set[str]) -> list[str]:
     return first + [m for m in finals if m not in first]
 
 
-def _ordered(names: Iterable[str]) -> list[str]:
+def ordered_sets(names: Iterable[str]) -> list[str]:
+    """Test sets in the paper's order (natural, shapes, letters), then any others."""
     names = set(names)
     return [s for s in SET_ORDER if s in names] + sorted(names - set(SET_ORDER))
 
@@ -372,112 +367,4 @@ def _recon_image(recon_dir: Path, row: Mapping[str, str]) -> np.ndarray | None:
         low, high = np.percentile(raw, [0.02, 99.98])  # the published 0.04% display clipping
         scaled = (np.clip(raw, low, high) - low) / max(high - low, 1e-12) * 255.0
         return thumbnail(scaled.round().astype(np.uint8), THUMBNAIL_PX)
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics (recon/metrics.json)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """A metric's mean over images with its bootstrap interval; value None = undefined."""
-
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-
-
-@dataclass
-class SetMetrics:
-    """Metrics of one test set: per method, chance level, and notes."""
-
-    n_images: int | None = None
-    methods: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
-    chance: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def load_metrics(recon_dir: Path) -> tuple[dict[str, SetMetrics], str]:
-    """Metrics per test set from ``recon_dir/metrics.json`` (see the module docstring), falling
-    back to the run's ``summary.json``; and a note for the page ("" when all is well)."""
-    for path in (recon_dir / "metrics.json", recon_dir.parent / "summary.json"):
-        content = read_json(path)
-        if content is None:
-            continue
-        parsed = parse_metrics(content)
-        if parsed:
-            note = "" if path.name == "metrics.json" else f"Metrics read from {path.name}."
-            return parsed, note
-    if (recon_dir / "metrics.json").exists():
-        return {}, "recon/metrics.json could not be read as metrics."
-    return {}, "No metrics: run 'e2e-recon evaluate' to write recon/metrics.json."
-
-
-def parse_metrics(content: Any) -> dict[str, SetMetrics]:
-    """Normalise the metrics JSON (any of the forms in the module docstring)."""
-    if not isinstance(content, dict):
-        return {}
-    sets = content.get("sets") if isinstance(content.get("sets"), dict) else None
-    if sets is None:
-        sets = {k: v for k, v in content.items() if k in SET_ORDER and isinstance(v, dict)}
-    parsed = {
-        name: _parse_set(sets[name]) for name in _ordered(sets) if isinstance(sets[name], dict)
-    }
-    return {name: m for name, m in parsed.items() if m.methods}
-
-
-def _parse_set(raw: Mapping[str, Any]) -> SetMetrics:
-    result = SetMetrics()
-    n = raw.get("n_images", raw.get("n"))
-    result.n_images = int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None
-    methods = raw.get("methods")
-    if not isinstance(methods, dict):
-        skip = {"chance", "notes", "note", "warnings"}
-        methods = {k: v for k, v in raw.items() if isinstance(v, dict) and k not in skip}
-    chance_raw = raw.get("chance", methods.get("chance"))
-    for method, values in methods.items():
-        if method != "chance" and isinstance(values, dict):
-            result.methods[method] = dict(_flatten_metrics("", values))
-    if isinstance(chance_raw, dict):
-        flat = _flatten_metrics("", chance_raw)
-        result.chance = {k: v.value for k, v in flat if v.value is not None}
-    for key in ("notes", "note", "warnings"):
-        value = raw.get(key)
-        result.notes += [value] if isinstance(value, str) else [str(v) for v in value or []]
-    return result
-
-
-def _flatten_metrics(prefix: str, raw: Mapping[str, Any]) -> Iterable[tuple[str, MetricValue]]:
-    """(name, value) pairs; nested groups without a value key become ``group_sub`` names."""
-    for key, value in raw.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and not any(k in value for k in (*_VALUE_KEYS, "ci")):
-            yield from _flatten_metrics(f"{name}_", value)
-        elif (isinstance(value, dict | list | int | float) or value is None) and not isinstance(
-            value, bool
-        ):
-            yield name, _metric_value(value)
-
-
-def _metric_value(raw: Any) -> MetricValue:
-    if isinstance(raw, list):  # [mean, low, high]
-        numbers = [_finite(v) for v in raw[:3]] + [None, None]
-        return MetricValue(numbers[0], numbers[1], numbers[2])
-    if not isinstance(raw, dict):
-        return MetricValue(_finite(raw))
-    value = _finite(next((raw[k] for k in _VALUE_KEYS if k in raw), None))
-    low = _finite(next((raw[k] for k in _LOW_KEYS if k in raw), None))
-    high = _finite(next((raw[k] for k in _HIGH_KEYS if k in raw), None))
-    ci = raw.get("ci")
-    if isinstance(ci, list | tuple) and len(ci) == 2:
-        low, high = _finite(ci[0]), _finite(ci[1])
-    return MetricValue(value, low, high)
-
-
-def _finite(value: Any) -> float | None:
-    """A finite float, or None for None, NaN, strings like "nan" and anything else."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
     return None

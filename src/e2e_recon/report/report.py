@@ -15,7 +15,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,16 @@ from e2e_recon.errors import DataError
 from e2e_recon.report import figures
 from e2e_recon.report.contents import (
     GridData,
-    MetricValue,
-    SetMetrics,
     data_statement,
     load_grid,
-    load_metrics,
     read_json,
     read_stats_rows,
     run_settings,
 )
+from e2e_recon.report.metrics_file import Metrics, MetricValue, SetMetrics, load_metrics
 from e2e_recon.runs import get_logger, require_run_dir
 
 SET_TITLES = {"natural": "Natural images", "shapes": "Artificial shapes", "letters": "Letters"}
-METRIC_TITLES = {"pixcorr": "PixCorr", "ssim": "SSIM"}
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;
  background:#f4f5f7;color:#1d2330;line-height:1.45}
@@ -70,7 +67,7 @@ table.metrics th,table.metrics td{padding:6px 10px;border-bottom:1px solid #e6e8
 table.metrics th{background:#f7f8fa;font-weight:600}
 table.metrics td.l,table.metrics th.l{text-align:left}
 table.metrics tr.chance td{color:#7a8194}
-table.metrics .ci{color:#7a8194;font-size:12px;margin-left:4px}
+table.metrics .ci{display:block;color:#7a8194;font-size:11.5px}
 table.metrics .best{font-weight:700}
 table.metrics tr.first td{border-top:2px solid #c9ced8}
 table.metrics td.set{vertical-align:top;font-weight:600}
@@ -262,77 +259,83 @@ def _image_cell(image: np.ndarray | None, name: str, label: str) -> str:
     return f'<td><img src="{uri}" alt="{alt}" title="{alt}"></td>'
 
 
-def _metrics_section(metrics: dict[str, SetMetrics], note: str) -> str:
-    if not metrics:
+def _metrics_section(metrics: Metrics, note: str) -> str:
+    if not metrics.sets:
         return _note(note or "No metrics (recon/metrics.json is missing).")
-    names: dict[str, None] = {}
-    for set_metrics in metrics.values():
-        for method, values in set_metrics.methods.items():
-            if figures.snapshot_iteration(method) is None:
-                names.update(dict.fromkeys(values))
-        names.update(dict.fromkeys(set_metrics.chance))
-    head = "".join(f"<th>{html.escape(_metric_title(n))}</th>" for n in names)
-    body = [_metric_rows(name, set_metrics, list(names)) for name, set_metrics in metrics.items()]
-    explain = _note(
-        "Mean over test images with its bootstrap interval over images in brackets; "
-        "identification is two-way (chance 50%). Best non-chance value per set in bold."
-    )
-    extra = _note(note) if note else ""
+    keys = _metric_keys(metrics)
+    head = "".join(f"<th>{html.escape(metrics.label(k))}</th>" for k in keys)
+    body = "".join(_metric_rows(name, m, keys, metrics) for name, m in metrics.sets.items())
+    explain = [
+        "Mean over test images, with its bootstrap interval over images below; identification "
+        "is two-way (chance 50%). The best value of each set and column is in bold.",
+        *metrics.notes,
+        *([note] if note else []),
+    ]
     return (
         f'<table class="metrics"><tr><th class="l">Test set</th><th>Images</th>'
-        f'<th class="l">Method</th>{head}</tr>{"".join(body)}</table>{explain}{extra}'
+        f'<th class="l">Method</th>{head}</tr>{body}</table>{"".join(map(_note, explain))}'
     )
 
 
-def _metric_rows(set_name: str, set_metrics: SetMetrics, names: Sequence[str]) -> str:
+def _metric_keys(metrics: Metrics) -> list[str]:
+    """Columns: the evaluation's metric order, then any other key found in the results."""
+    keys = dict.fromkeys(metrics.labels)
+    for set_metrics in metrics.sets.values():
+        for values in [*set_metrics.methods.values(), set_metrics.chance]:
+            keys.update(dict.fromkeys(values))
+    return list(keys)
+
+
+def _metric_rows(set_name: str, set_metrics: SetMetrics, keys: list[str], metrics: Metrics) -> str:
     methods = {
         m: v for m, v in set_metrics.methods.items() if figures.snapshot_iteration(m) is None
     }
     best: dict[str, float] = {}
     for values in methods.values():
-        for n, metric in values.items():
-            if metric.value is not None and metric.value > best.get(n, -math.inf):
-                best[n] = metric.value
+        for key, metric in values.items():
+            if metric.value is not None and metric.value > best.get(key, -math.inf):
+                best[key] = metric.value
     rows: list[tuple[str, str, str]] = []  # (css class, method title, cells)
     for method, values in methods.items():
-        cells = "".join(_metric_cell(n, values.get(n), best.get(n)) for n in names)
+        cells = "".join(_metric_cell(metrics, k, values.get(k), best.get(k)) for k in keys)
         rows.append(("", _method_title(method), cells))
     if set_metrics.chance:
-        chance = {n: MetricValue(v) for n, v in set_metrics.chance.items()}
-        rows.append(("chance", "Chance", "".join(_metric_cell(n, chance.get(n)) for n in names)))
+        cells = "".join(_metric_cell(metrics, k, set_metrics.chance.get(k)) for k in keys)
+        rows.append(("chance", "Chance", cells))
     # The set's name and image count appear once, on its first row, which draws a rule above.
+    title = html.escape(SET_TITLES.get(set_name, set_name))
     head = (
-        f'<td class="l set" rowspan="{len(rows)}">{html.escape(SET_TITLES.get(set_name, set_name))}'
-        f'</td><td class="set" rowspan="{len(rows)}">{set_metrics.n_images or ""}</td>'
+        f'<td class="l set" rowspan="{len(rows)}">{title}</td>'
+        f'<td class="set" rowspan="{len(rows)}">{set_metrics.n_images or ""}</td>'
     )
     lines = [
         f'<tr class="{css}{" first" if i == 0 else ""}">{head if i == 0 else ""}'
-        f'<td class="l">{html.escape(title)}</td>{cells}</tr>'
-        for i, (css, title, cells) in enumerate(rows)
+        f'<td class="l">{html.escape(method)}</td>{cells}</tr>'
+        for i, (css, method, cells) in enumerate(rows)
     ]
-    span = len(names) + 3
+    span = len(keys) + 3
     lines += [f'<tr><td class="l" colspan="{span}">{_note(n)}</td></tr>' for n in set_metrics.notes]
     return "".join(lines)
 
 
-def _metric_cell(name: str, value: MetricValue | None, best: float | None = None) -> str:
+def _metric_cell(
+    metrics: Metrics, key: str, value: MetricValue | None, best: float | None = None
+) -> str:
     if value is None:
         return "<td>&ndash;</td>"
     if value.value is None:
         return '<td title="undefined for this set">undefined</td>'
-    text = _format(name, value.value)
+    percent = metrics.is_identification(key)
+    text = _format(value.value, percent)
     if value.low is not None and value.high is not None:
-        text += f'<span class="ci">[{_format(name, value.low)}, {_format(name, value.high)}]</span>'
+        low, high = _format(value.low, percent), _format(value.high, percent)
+        text += f'<span class="ci">[{low}, {high}]</span>'
     css = ' class="best"' if best is not None and value.value >= best else ""
     return f"<td{css}>{text}</td>"
 
 
-def _format(name: str, value: float) -> str:
-    return f"{100 * value:.1f}%" if "identification" in name else f"{value:.3f}"
-
-
-def _metric_title(name: str) -> str:
-    return METRIC_TITLES.get(name, name.replace("_", " ").capitalize())
+def _format(value: float, percent: bool) -> str:
+    return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
 
 
 def _method_title(method: str) -> str:
@@ -355,35 +358,29 @@ def _training_section(run_dir: Path) -> str:
     return f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">{_note(text)}'
 
 
-def _snapshot_section(metrics: dict[str, SetMetrics]) -> str:
-    for metric in ("pixel_identification", "feature_identification", "pixcorr"):
+def _snapshot_section(metrics: Metrics) -> str:
+    """The first identification metric (pixel identification) of every evaluated snapshot."""
+    for key in [k for k in _metric_keys(metrics) if metrics.is_identification(k)]:
         points: dict[str, list[figures.SnapshotPoint]] = {}
         references: dict[str, dict[str, float]] = {}
-        for set_name, set_metrics in metrics.items():
+        for set_name, set_metrics in metrics.sets.items():
             for method, values in set_metrics.methods.items():
                 iteration = figures.snapshot_iteration(method)
-                value = _find_metric(values, metric)
+                value = values.get(key)
                 if iteration is not None and value is not None and value.value is not None:
                     points.setdefault(set_name, []).append(
                         figures.SnapshotPoint(iteration, value.value, value.low, value.high)
                     )
-            ridge = _find_metric(set_metrics.methods.get("ridge", {}), metric)
-            references[set_name] = (
-                {} if ridge is None or ridge.value is None else {"ridge": ridge.value}
-            )
-            if metric in set_metrics.chance:
-                references[set_name]["chance"] = set_metrics.chance[metric]
+            refs = {"ridge": set_metrics.methods.get("ridge", {}), "chance": set_metrics.chance}
+            references[set_name] = {
+                name: v.value
+                for name, values in refs.items()
+                if (v := values.get(key)) is not None and v.value is not None
+            }
         if points:
-            png = figures.snapshot_metric_png(points, references, _metric_title(metric))
+            png = figures.snapshot_metric_png(points, references, metrics.label(key))
             return f'<img class="plot" src="{figures.data_uri(png)}" alt="metric over snapshots">'
     return _note("No snapshot reconstructions were evaluated (methods like e2e@iter0010000).")
-
-
-def _find_metric(values: Mapping[str, MetricValue], metric: str) -> MetricValue | None:
-    """The metric, or the first variant of it (e.g. ``pixel_identification_56px``)."""
-    if metric in values:
-        return values[metric]
-    return next((v for k, v in values.items() if k.startswith(metric)), None)
 
 
 def _config_section(run_dir: Path) -> str:
