@@ -57,6 +57,7 @@ def make_tiny_subject(
     thumbs = images.reshape(-1, 8, 8, 8, 8, 3).mean(axis=(2, 4)).reshape(len(images), -1) / 64
     mixing = rng.normal(size=(thumbs.shape[1], n_voxels)) / np.sqrt(thumbs.shape[1])
     signal = thumbs @ mixing  # (n_images, V)
+    signal = (signal - signal.mean(axis=0)) / signal.std(axis=0)  # unit variance across images
     folder = root / "images"  # training and test images side by side
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(len(images)):
@@ -67,7 +68,7 @@ def make_tiny_subject(
     test_rows = np.repeat(np.arange(n_train, n_train + n_test), test_reps)
     paths = {}
     for key, rows in (("train", train_rows), ("test", test_rows)):
-        voxels = signal[rows] + noise * rng.normal(size=(rows.size, n_voxels)) * signal.std()
+        voxels = signal[rows] + noise * rng.normal(size=(rows.size, n_voxels))
         session = (
             "perceptionNaturalImageTraining" if key == "train" else "perceptionNaturalImageTest"
         )
