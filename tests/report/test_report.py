@@ -144,7 +144,8 @@ def make_run_dir(tmp_path: Path) -> Path:
     _write_recon(run_dir / "recon", names, rng)
     _write_metrics(run_dir / "recon", subject / "images")
     _write_stats(run_dir / "stats.jsonl")
-    (run_dir / "summary.json").write_text(json.dumps({"seed": 0, "wall_s": 12.5}))
+    summary = {"seed": 0, "wall_s": 12.5, "comparator": "EfficientNet-Lite0, ImageNet weights"}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 
 
@@ -206,12 +207,14 @@ def test_data_statement_names_simulated_subject_and_comparator(built: tuple[Path
     assert "EfficientNet-Lite0, ImageNet weights" in data and "PRETRAINED" in data
     assert "Single-trial SNR</dt><dd>0.7<" in data  # from the subject's truth/summary.json
     assert "Simulation preset</dt><dd>tiny<" in data
-    assert FMRI["natural"] in data and "wall_s" in data
+    assert FMRI["natural"] in data and "Wall time (s)</dt><dd>12.5<" in data
+    assert "Evaluation network</dt><dd>tiny: tiny test network, random weights<" in data
 
 
 def test_random_comparator_is_labelled(run_dir: Path) -> None:
     cfg = with_overrides(load_config(run_dir / "config.yaml"), ["model.comparator=random-caffenet"])
     save_config(cfg, run_dir / "config.yaml")
+    (run_dir / "summary.json").unlink()  # its comparator label would take precedence
     data = _section(render_report(run_dir), "data")
     assert "RANDOM WEIGHTS" in data and "RANDOM (untrained) weights" in data
 

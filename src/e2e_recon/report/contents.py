@@ -137,10 +137,15 @@ def data_statement(run_dir: Path, settings: Mapping[str, Any]) -> DataStatement:
     if truth is not None:
         facts += _truth_facts(truth)
     label, random = comparator_label(settings, summary)
-    extra = [("Evaluation network", str(settings.get("eval", {}).get("feature_network", "")))]
-    for key in ("seed", "wall_s", "peak_rss_mb"):
+    network = str(settings.get("eval", {}).get("feature_network", ""))
+    extra = [("Evaluation network", f"{network} (configured)")] if network else []
+    for key, name in (
+        ("seed", "Seed"),
+        ("wall_s", "Wall time (s)"),
+        ("peak_rss_mb", "Peak RSS (MB)"),
+    ):
         if isinstance(summary.get(key), int | float):
-            extra.append((key, f"{summary[key]:g}"))
+            extra.append((name, f"{summary[key]:g}"))
     return DataStatement(kind, text, facts, label, random, extra)
 
 

@@ -59,6 +59,7 @@ class Metrics:
     labels: dict[str, str] = field(default_factory=dict)  # metric key -> column title, in order
     identification: set[str] = field(default_factory=set)  # keys shown as percentages
     notes: list[str] = field(default_factory=list)
+    feature_networks: list[str] = field(default_factory=list)  # "label: weights"
 
     def label(self, key: str) -> str:
         """Column title of a metric key."""
@@ -123,6 +124,11 @@ def _parse_results(content: Mapping[str, Any]) -> Metrics:
                 set_metrics.n_images = _count(row.get("n_images"))
     parsed.sets = {name: by_set[name] for name in ordered_sets(by_set) if by_set[name].methods}
     parsed.notes = _settings_notes(content)
+    parsed.feature_networks = [
+        f"{net.get('label')}: {net.get('weights')}"
+        for net in content.get("feature_networks") or []
+        if isinstance(net, dict)
+    ]
     return parsed
 
 

@@ -156,7 +156,7 @@ def render_report(run_dir: Path) -> str:
     settings = run_settings(run_dir)
     metrics, metrics_note = load_metrics(run_dir / "recon")
     sections = [
-        ("data", "Data and models", lambda: _data_section(run_dir, settings)),
+        ("data", "Data and models", lambda: _data_section(run_dir, settings, metrics)),
         ("recon", "Reconstructions", lambda: _grid_section(run_dir, settings)),
         ("metrics", "Metrics", lambda: _metrics_section(metrics, metrics_note)),
         ("training", "Training", lambda: _training_section(run_dir)),
@@ -198,8 +198,11 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _data_section(run_dir: Path, settings: Mapping[str, Any]) -> str:
+def _data_section(run_dir: Path, settings: Mapping[str, Any], metrics: Metrics) -> str:
     statement = data_statement(run_dir, settings)
+    if metrics.feature_networks:  # what the evaluation used, rather than what was configured
+        statement.extra = [e for e in statement.extra if e[0] != "Evaluation network"]
+        statement.extra.insert(0, ("Evaluation network", "\n".join(metrics.feature_networks)))
     kind_badge = {
         "simulated": '<span class="badge sim">SIMULATED SUBJECT</span>',
         "real": '<span class="badge real">RECORDED fMRI</span>',
@@ -212,7 +215,7 @@ def _data_section(run_dir: Path, settings: Mapping[str, Any]) -> str:
     rows = [("Data", kind_badge + html.escape(statement.kind_text))]
     rows += [(k, html.escape(v).replace("\n", "<br>")) for k, v in statement.facts]
     rows.append(("Comparator", comparator_badge + html.escape(statement.comparator_text)))
-    rows += [(k, html.escape(v)) for k, v in statement.extra]
+    rows += [(k, html.escape(v).replace("\n", "<br>")) for k, v in statement.extra]
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in rows)
     return f'<dl class="facts">{items}</dl>'
 
