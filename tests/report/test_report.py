@@ -144,6 +144,10 @@ def make_run_dir(tmp_path: Path) -> Path:
     _write_recon(run_dir / "recon", names, rng)
     _write_metrics(run_dir / "recon", subject / "images")
     _write_stats(run_dir / "stats.jsonl")
+    (run_dir / "report").mkdir()
+    for iteration in (10, 400, 800):  # progress grids saved by the trainer
+        grid = np.concatenate([_picture(rng, 56) for _ in range(4)], axis=1)  # (56, 224, 3)
+        Image.fromarray(grid).save(run_dir / "report" / f"train_grid_iter{iteration:07d}.png")
     summary = {"seed": 0, "wall_s": 12.5, "comparator": "EfficientNet-Lite0, ImageNet weights"}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
@@ -188,7 +192,7 @@ def test_report_has_every_section_and_embeds_all_images(built: tuple[Path, str])
         _section(page, key)
     n_grid = sum(3 * count for _, count in SETS.values())  # stimulus, e2e, ridge per image
     images = _decoded_images(page)
-    assert len(images) == n_grid + 2  # + training curves + metric over snapshots
+    assert len(images) == n_grid + 4  # + curves, first and last progress grid, snapshots
     assert len(IMG_TAG.findall(_section(page, "recon"))) == n_grid
     assert all(im.ndim == 3 and im.shape[0] > 0 for im in images)
     assert "missing" not in _section(page, "recon")
@@ -261,6 +265,8 @@ def test_training_curves_and_config(built: tuple[Path, str]) -> None:
     page = built[1]
     training = _section(page, "training")
     assert "80 logged rows" in training and "1 unreadable lines skipped" in training
+    assert "iteration 10<" in training and "iteration 800<" in training
+    assert "iteration 400<" not in training
     config = _section(page, "config")
     assert "efficientnet-lite0" in config and "summary.json" in config
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from e2e_recon import __version__
 from e2e_recon.errors import DataError
@@ -72,6 +73,7 @@ table.metrics .best{font-weight:700}
 table.metrics tr.first td{border-top:2px solid #c9ced8}
 table.metrics td.set{vertical-align:top;font-weight:600}
 img.plot{max-width:100%;height:auto}
+figure{margin:8px 0 14px}figcaption{font-size:13px;color:#5b6478}
 pre{background:#f7f8fa;border-radius:6px;padding:12px 14px;font-size:12.5px;overflow:auto}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600;font-size:15px;padding:4px 0}
 footer{color:#7a8194;font-size:12px;text-align:center;margin-top:30px}
@@ -358,7 +360,35 @@ def _training_section(run_dir: Path) -> str:
         return _note(f"{path.name} holds no numeric values to plot.")
     text = f"{len(rows)} logged rows from {path.name}"
     text += f"; {skipped} unreadable lines skipped." if skipped else "."
-    return f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">{_note(text)}'
+    curves = f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">'
+    return curves + _note(text) + _progress_grids(run_dir / "report")
+
+
+def _progress_grids(folder: Path) -> str:
+    """The first and the last grid the trainer saved (``train_grid_iterNNNNNNN.png``)."""
+    paths = sorted(folder.glob("train_grid_iter*.png"))
+    shown = paths[:1] + paths[-1:] if len(paths) > 1 else paths
+    parts = []
+    for path in shown:
+        iteration = figures.snapshot_iteration("@" + path.stem.removeprefix("train_grid_"))
+        try:
+            with Image.open(path) as image:
+                rgb = figures.thumbnail(np.asarray(image.convert("RGB")), 1100)
+        except OSError:
+            continue
+        caption = f"iteration {iteration:,}" if iteration is not None else path.name
+        parts.append(
+            f'<figure><img class="plot" src="{figures.data_uri(figures.encode_png(rgb))}" '
+            f'alt="training grid, {caption}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>"
+        )
+    if not parts:
+        return ""
+    intro = _note(
+        "Grids saved during training: rows alternate stimuli and the generator's current "
+        "reconstructions (training patterns, then test patterns)."
+    )
+    return "<h3>Progress during training</h3>" + intro + "".join(parts)
 
 
 def _snapshot_section(metrics: Metrics) -> str:
