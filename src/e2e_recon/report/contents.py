@@ -279,15 +279,23 @@ def _set_grid(
     names = names[:max_images] if max_images else names
     grid = GridData(names, {"Stimulus": [_stimulus(lookup.get(n), settings) for n in names]})
     for method in methods:
-        label = {"e2e": "End-to-end", "ridge": "Ridge baseline"}.get(method, method)
         found = by_method[method]
-        grid.rows[label] = [
+        grid.rows[method_title(method)] = [
             _recon_image(recon_dir, found[n]) if n in found else None for n in names
         ]
     missing = sum(image is None for images in grid.rows.values() for image in images)
     if missing:
         grid.notes.append(f"{missing} image(s) missing or unreadable (shown as grey squares).")
     return grid
+
+
+def method_title(method: str) -> str:
+    """Readable name of a method of the index: ``e2e@iter0010000`` -> "End-to-end (snapshot
+    10,000)"."""
+    iteration = snapshot_iteration(method)
+    base = method.split("@")[0]
+    title = {"e2e": "End-to-end", "ridge": "Ridge baseline", "chance": "Chance"}.get(base, base)
+    return f"{title} (snapshot {iteration:,})" if iteration is not None else title
 
 
 def _grid_methods(methods: set[str]) -> list[str]:

@@ -29,6 +29,7 @@ from e2e_recon.report.contents import (
     GridData,
     data_statement,
     load_grid,
+    method_title,
     read_json,
     read_stats_rows,
     run_settings,
@@ -156,7 +157,10 @@ def save_grid_png(
 def render_report(run_dir: Path) -> str:
     """The report page of ``run_dir`` as an HTML string (see :func:`write_report`)."""
     settings = run_settings(run_dir)
-    metrics, metrics_note = load_metrics(run_dir / "recon")
+    try:
+        metrics, metrics_note = load_metrics(run_dir / "recon")
+    except Exception as exc:  # an odd metrics file must not cost the rest of the page
+        metrics, metrics_note = Metrics(), f"The metrics could not be read ({exc})."
     sections = [
         ("data", "Data and models", lambda: _data_section(run_dir, settings, metrics)),
         ("recon", "Reconstructions", lambda: _grid_section(run_dir, settings)),
@@ -303,7 +307,7 @@ def _metric_rows(set_name: str, set_metrics: SetMetrics, keys: list[str], metric
     rows: list[tuple[str, str, str]] = []  # (css class, method title, cells)
     for method, values in methods.items():
         cells = "".join(_metric_cell(metrics, k, values.get(k), best.get(k)) for k in keys)
-        rows.append(("", _method_title(method), cells))
+        rows.append(("", method_title(method), cells))
     if set_metrics.chance:
         cells = "".join(_metric_cell(metrics, k, set_metrics.chance.get(k)) for k in keys)
         rows.append(("chance", "Chance", cells))
@@ -341,13 +345,6 @@ def _metric_cell(
 
 def _format(value: float, percent: bool) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
-
-
-def _method_title(method: str) -> str:
-    iteration = figures.snapshot_iteration(method)
-    base = method.split("@")[0]
-    title = {"e2e": "End-to-end", "ridge": "Ridge baseline", "chance": "Chance"}.get(base, base)
-    return f"{title} (snapshot {iteration:,})" if iteration is not None else title
 
 
 def _training_section(run_dir: Path) -> str:
