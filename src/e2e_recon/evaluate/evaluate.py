@@ -19,27 +19,22 @@ Reconstructions are the raw ``gen_img`` arrays of the ``.mat`` files (the
 
 from __future__ import annotations
 
-import csv
-import filecmp
-import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 import torch
-from PIL import Image
 from rich.table import Table
 from torch import nn
 
-from e2e_recon.data.images import center_crop_uint8, load_image, rgb_uint8_to_caffe
+from e2e_recon.data.images import rgb_uint8_to_caffe
+from e2e_recon.device import autocast, resolve_device, resolve_precision
 from e2e_recon.errors import DataError
+from e2e_recon.evaluate import recon_files as files
 from e2e_recon.evaluate.metrics import (
     CHANCE_IDENTIFICATION,
     SSIM_SETTINGS,
@@ -52,10 +47,6 @@ from e2e_recon.evaluate.metrics import (
 )
 
 METRICS_FORMAT = "e2e-recon/metrics"
-INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
-STIMULUS_RESIZE_PX = 248  # training images were resized to this before cropping
-STIMULUS_CROP_PX = 227  # the region a 227 px reconstruction depicts
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 #: Feature networks known by name: name -> (column label, EfficientNet-Lite variant).
 KNOWN_FEATURE_NETS = {
     "efficientnet-lite2": ("effnet-lite2", "lite2"),
@@ -92,7 +83,9 @@ def feature_net(label: str, module: nn.Module, layers: Sequence[str] | None = No
     return FeatureNet(label, module, tuple(dict.fromkeys(layers)))
 
 
-def _resolve_feature_nets(specs: Sequence[str | FeatureNet], device: str) -> list[FeatureNet]:
+def _resolve_feature_nets(
+    specs: Sequence[str | FeatureNet], device: torch.device
+) -> list[FeatureNet]:
     nets = []
     for spec in specs:
         if isinstance(spec, str):
@@ -120,7 +113,8 @@ def evaluate_recon(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
-    device: str = "cpu",
+    device: str = "auto",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Evaluate every (method, set) of a reconstruction folder; write the results there.
 
@@ -140,7 +134,10 @@ def evaluate_recon(
     n_boot, seed, ci : int, int, float
         Bootstrap over images (percentile intervals of the mean).
     device : str
-        Torch device for the feature networks.
+        Device of the feature networks: ``auto|cpu|cuda|mps``.
+    precision : str
+        ``fp32`` (default: the same numbers on every machine), ``bf16``, or
+        ``auto`` (bf16 autocast where the device runs it natively and faster).
 
     Returns
     -------
@@ -158,14 +155,17 @@ def evaluate_recon(
     """
     recon_dir = Path(recon_dir)
     images_dir = Path(images_dir) if images_dir is not None else recon_dir / "stimuli"
-    rows = _read_index(recon_dir / "index.csv")
-    _check_listed_files(recon_dir, rows)
-    stimulus_paths = _find_stimuli(images_dir, sorted({r["stimulus_name"] for r in rows}))
-    nets = _resolve_feature_nets(feature_nets, device)
-    scorer = _Scorer(nets, resolution_px, device)
+    rows = files.read_index(recon_dir / "index.csv")
+    files.check_listed_files(recon_dir, rows)
+    stimulus_paths = files.find_stimuli(images_dir, sorted({r["stimulus_name"] for r in rows}))
+    torch_device = resolve_device(device)
+    nets = _resolve_feature_nets(feature_nets, torch_device)
+    dtype = resolve_precision(precision, torch_device) if nets else torch.float32
+    scorer = _Scorer(nets, resolution_px, torch_device, dtype)
+    boot = _Bootstrap(n_boot, ci, seed)
     results: list[dict[str, Any]] = []
     per_image: list[dict[str, Any]] = []
-    for set_name, methods in _group_rows(rows).items():
+    for set_name, methods in files.group_rows(rows).items():
         stimuli = np.zeros(0)
         for method, group in methods.items():
             if len(group) < 2:
@@ -174,33 +174,42 @@ def evaluate_recon(
                     f"{len(group)} image; identification is undefined for fewer than 2 images"
                 )
             names = tuple(r["stimulus_name"] for r in group)
-            recons = np.stack([_load_recon(recon_dir, r) for r in group])  # (N, S, S, 3)
-            stimuli = _load_stimuli([stimulus_paths[n] for n in names], recons)
+            recons = files.load_recons(recon_dir, group)  # (N, S, S, 3)
+            stimuli = scorer.stimuli(tuple(stimulus_paths[n] for n in names), recons)
             scores = scorer.score(recons, stimuli, key=(set_name, names))
-            results.append(_summary(set_name, method, recons, scores, n_boot, ci, seed))
+            summary = {key: boot.summary(values) for key, values in scores.items()}
+            results.append(_result_row(set_name, method, recons, summary))
             per_image += _per_image_rows(group, scores)
-        results.append(_chance_row(set_name, stimuli, scorer.metric_keys, n_boot, ci, seed))
+        results.append(_chance_row(set_name, stimuli, scorer.metric_keys, boot))
     result = {
         "format": METRICS_FORMAT,
         "version": 1,
-        "settings": _settings(images_dir, resolution_px, n_boot, ci, seed),
+        "settings": _settings(images_dir, resolution_px, n_boot, ci, seed, str(dtype)),
         "metrics": scorer.metric_info(),
         "feature_networks": [
             {"label": n.label, "weights": n.weights_label, "layers": list(n.layers)} for n in nets
         ],
         "results": results,
     }
-    _atomic_write(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(recon_dir / "per_image.csv", _csv_text(per_image, scorer.metric_keys))
+    files.atomic_write(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    files.atomic_write(recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys))
     return result
 
 
 class _Scorer:
     """Per-image scores of one (set, method); caches stimulus features per set."""
 
-    def __init__(self, nets: list[FeatureNet], resolution_px: int | None, device: str):
-        self.nets, self.resolution_px, self.device = nets, resolution_px, device
+    def __init__(
+        self,
+        nets: list[FeatureNet],
+        resolution_px: int | None,
+        device: torch.device,
+        dtype: torch.dtype,
+    ):
+        self.nets, self.resolution_px = nets, resolution_px
+        self.device, self.dtype = device, dtype
         self._stimulus_features: dict[object, dict[str, np.ndarray]] = {}
+        self._stimuli: dict[object, np.ndarray] = {}
         self.metric_keys = ["pixid", *([f"pixid_{resolution_px}px"] if resolution_px else [])]
         self.metric_keys += ["pixcorr", "ssim"]
         self.metric_keys += [f"{n.label}/{layer}" for n in nets for layer in n.layers]
@@ -220,6 +229,13 @@ class _Scorer:
                 }
             )
         return info
+
+    def stimuli(self, paths: tuple[Path, ...], recons: np.ndarray) -> np.ndarray:
+        """Stimuli prepared for these reconstructions, loaded once per set and size."""
+        key = (paths, recons.shape[1:])
+        if key not in self._stimuli:
+            self._stimuli[key] = files.load_stimuli(list(paths), recons.shape[1])
+        return self._stimuli[key]
 
     def score(self, recons: np.ndarray, stimuli: np.ndarray, key: object) -> dict[str, np.ndarray]:
         n = len(recons)
@@ -247,7 +263,7 @@ class _Scorer:
             for start in range(0, len(images), batch_size):
                 caffe = rgb_uint8_to_caffe(images[start : start + batch_size])  # (B, 3, S, S)
                 x = torch.from_numpy(caffe).to(self.device)
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast(self.device, self.dtype):
                     feats = net.module(x.contiguous(memory_format=torch.channels_last), net.layers)
                 for layer, value in feats.items():
                     flat = value.float().reshape(len(x), -1).cpu().numpy()  # (B, D)
@@ -255,50 +271,39 @@ class _Scorer:
         return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _summary(
-    set_name: str,
-    method: str,
-    recons: np.ndarray,
-    scores: dict[str, np.ndarray],
-    n_boot: int,
-    ci: float,
-    seed: int,
+@dataclass(frozen=True)
+class _Bootstrap:
+    n_boot: int
+    ci: float
+    seed: int
+
+    def summary(self, values: np.ndarray) -> dict[str, float | None]:
+        low, high = bootstrap_ci(values, n_boot=self.n_boot, ci=self.ci, seed=self.seed)
+        return {"mean": _num(np.nanmean(values)), "ci_low": _num(low), "ci_high": _num(high)}
+
+
+def _result_row(
+    set_name: str, method: str, images: np.ndarray, scores: dict[str, dict[str, float | None]]
 ) -> dict[str, Any]:
-    summary = {}
-    for key, values in scores.items():
-        low, high = bootstrap_ci(values, n_boot=n_boot, ci=ci, seed=seed)
-        summary[key] = {
-            "mean": _num(np.nanmean(values)),
-            "ci_low": _num(low),
-            "ci_high": _num(high),
-        }
+    size = int(images.shape[1])
     return {
         "set": set_name,
         "method": method,
-        "n_images": len(recons),
-        "image_size_px": int(recons.shape[1]),
-        "scores": summary,
+        "n_images": len(images),
+        "image_size_px": size,
+        "scores": scores,
     }
 
 
 def _chance_row(
-    set_name: str,
-    stimuli: np.ndarray,
-    metric_keys: list[str],
-    n_boot: int,
-    ci: float,
-    seed: int,
+    set_name: str, stimuli: np.ndarray, metric_keys: list[str], boot: _Bootstrap
 ) -> dict[str, Any]:
     """0.5 for identification; for PixCorr and SSIM, another stimulus of the set (i, i+1)."""
     other = np.roll(stimuli, -1, axis=0)
     empirical = {"pixcorr": pixcorr(other, stimuli), "ssim": ssim_scores(other, stimuli)}
-    row = _summary(set_name, "chance", stimuli, empirical, n_boot, ci, seed)
-    for key in metric_keys:
-        if key not in empirical:
-            exact = {"mean": CHANCE_IDENTIFICATION, "ci_low": None, "ci_high": None}
-            row["scores"][key] = exact
-    row["scores"] = {key: row["scores"][key] for key in metric_keys}
-    return row
+    exact = {"mean": CHANCE_IDENTIFICATION, "ci_low": None, "ci_high": None}
+    scores = {k: boot.summary(empirical[k]) if k in empirical else dict(exact) for k in metric_keys}
+    return _result_row(set_name, "chance", stimuli, scores)
 
 
 def _num(value: float) -> float | None:
@@ -306,12 +311,13 @@ def _num(value: float) -> float | None:
 
 
 def _settings(
-    images_dir: Path, resolution_px: int | None, n_boot: int, ci: float, seed: int
+    images_dir: Path, resolution_px: int | None, n_boot: int, ci: float, seed: int, dtype: str
 ) -> dict[str, Any]:
     return {
+        "feature_precision": dtype,
         "images_dir": str(images_dir),
-        "stimulus_preparation": f"resize {STIMULUS_RESIZE_PX} px (bilinear), centre "
-        f"{STIMULUS_CROP_PX} px, bicubic to the reconstruction size if it differs",
+        "stimulus_preparation": f"resize {files.STIMULUS_RESIZE_PX} px (bilinear), centre "
+        f"{files.STIMULUS_CROP_PX} px, bicubic to the reconstruction size if it differs",
         "reconstruction_values": "raw gen_img of the .mat (else the .png), clipped to 0-255",
         "pixel_identification": "Pearson correlation, ties count as failures (bdpy definition)",
         "common_resolution_px": resolution_px,
@@ -323,127 +329,12 @@ def _settings(
     }
 
 
-def _read_index(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DataError(f"{path} not found: run 'e2e-recon reconstruct --out {path.parent}' first")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"{path}: columns {missing} missing; expected {list(INDEX_COLUMNS)}")
-    if not rows:
-        raise DataError(f"{path} lists no reconstructions")
-    return rows
-
-
-def _check_listed_files(recon_dir: Path, rows: list[dict[str, str]]) -> None:
-    missing = [
-        r["mat"] or r["png"]
-        for r in rows
-        if not (r["mat"] or r["png"]) or not (recon_dir / (r["mat"] or r["png"])).is_file()
-    ]
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(
-            f"{recon_dir / 'index.csv'} lists {len(missing)} reconstruction file(s) that do not "
-            f"exist in {recon_dir}: {shown}; rerun 'e2e-recon reconstruct' into that folder"
-        )
-
-
-def _find_stimuli(images_dir: Path, names: list[str]) -> dict[str, Path]:
-    if not images_dir.is_dir():
-        raise DataError(f"stimulus image folder {images_dir} not found; pass --images DIR")
-    wanted = set(names)
-    by_stem: dict[str, Path] = {}
-    for path in sorted(images_dir.rglob("*")):
-        if path.stem not in wanted or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        first = by_stem.setdefault(path.stem, path)
-        if first != path and not filecmp.cmp(first, path, shallow=False):
-            raise DataError(
-                f"stimulus {path.stem!r} has two different images: {first} and {path}; "
-                "pass the folder of the right set as --images"
-            )
-    missing = [n for n in names if n not in by_stem]
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(
-            f"{len(missing)} stimulus(es) have no image in {images_dir} or its subfolders: "
-            f"{shown}; add <name>.JPEG (any image extension) for each"
-        )
-    return {n: by_stem[n] for n in names}
-
-
-def _group_rows(rows: list[dict[str, str]]) -> dict[str, dict[str, list[dict[str, str]]]]:
-    """{set: {method: rows}}; sets in index order, methods e2e, snapshots, others, ridge."""
-    groups: dict[str, dict[str, list[dict[str, str]]]] = {}
-    for row in rows:
-        groups.setdefault(row["set"], {}).setdefault(row["method"], []).append(row)
-
-    def method_order(method: str) -> tuple[int, str]:
-        rank = 0 if method == "e2e" else 1 if method.startswith("e2e") else 2
-        return (3 if method.startswith("ridge") else rank, method)
-
-    return {s: {m: g[m] for m in sorted(g, key=method_order)} for s, g in groups.items()}
-
-
-def _load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
-    """(S, S, 3) float64 RGB 0-255 of one index row."""
-    path = recon_dir / (row["mat"] or row["png"])
-    try:
-        if path.suffix.lower() == ".mat":
-            image = np.asarray(scipy.io.loadmat(path)["gen_img"], dtype=np.float64)
-        else:
-            with Image.open(path) as img:
-                image = np.asarray(img.convert("RGB"), dtype=np.float64)
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the reconstruction ({exc})") from exc
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
-        raise DataError(f"{path}: reconstruction has shape {image.shape}; expected (S, S, 3)")
-    return np.clip(image, 0.0, 255.0)
-
-
-def _load_stimuli(paths: list[Path], recons: np.ndarray) -> np.ndarray:
-    """(N, S, S, 3) float64 RGB stimuli matching the reconstructions' size S."""
-    if len({r.shape for r in recons}) > 1:
-        raise DataError(
-            f"reconstructions of one set differ in size: {sorted({r.shape for r in recons})}"
-        )
-    resized = [load_image(p, STIMULUS_RESIZE_PX) for p in paths]
-    crops = center_crop_uint8(np.stack(resized), STIMULUS_CROP_PX)  # (N, 227, 227, 3)
-    size = recons.shape[1]
-    if size != STIMULUS_CROP_PX:
-        return np.clip(resize_images(crops, size), 0.0, 255.0).astype(np.float64)
-    return crops.astype(np.float64)
-
-
 def _per_image_rows(group: list[dict[str, str]], scores: dict[str, np.ndarray]) -> list[dict]:
     keep = ("set", "method", "stimulus_id", "stimulus_name", "n_trials")
     return [
         {**{k: row[k] for k in keep}, **{k: _num(v[i]) for k, v in scores.items()}}
         for i, row in enumerate(group)
     ]
-
-
-def _csv_text(rows: list[dict[str, Any]], metric_keys: list[str]) -> str:
-    buffer = io.StringIO()
-    fields = ["set", "method", "stimulus_id", "stimulus_name", "n_trials", *metric_keys]
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def metrics_table(result: dict[str, Any]) -> Table:
