@@ -223,6 +223,18 @@ def test_random_comparator_is_labelled(run_dir: Path) -> None:
     assert "RANDOM WEIGHTS" in data and "RANDOM (untrained) weights" in data
 
 
+def test_recorded_data_is_labelled_real(tmp_path: Path) -> None:
+    (tmp_path / "lab" / "fmri").mkdir(parents=True)
+    train = tmp_path / "lab" / "fmri" / FMRI["train"]
+    train.write_bytes(b"")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(load_config("paper", [f"data.train_fmri={train}"]), run_dir / "config.yaml")
+    data = _section(render_report(run_dir), "data")
+    assert "RECORDED fMRI" in data and "SIMULATED" not in data
+    assert "CaffeNet, pretrained weights from the data home" in data
+
+
 def test_metrics_table_shows_values_intervals_and_chance(built: tuple[Path, str]) -> None:
     run_dir, page = built
     table = _section(page, "metrics")
