@@ -21,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import erf
 
 from e2e_recon.sim.features import (
+    EARLY_GRID_PX,
     FIELD_DEG,
     HVC_GRID_PX,
-    MODEL_PX,
     ORIENTATIONS_RAD,
     SF_CPD,
     FeatureMaps,
@@ -55,10 +56,10 @@ class AreaSpec:
 
 
 AREAS: tuple[AreaSpec, ...] = (
-    AreaSpec("V1", 0.16, 0.20, 0.10, 0.50, 1.00, 0.50, 0.25, 1.00),
-    AreaSpec("V2", 0.15, 0.30, 0.15, 0.40, 0.80, 0.45, 0.25, 1.00),
-    AreaSpec("V3", 0.12, 0.40, 0.25, 0.35, 0.65, 0.40, 0.30, 0.90),
-    AreaSpec("hV4", 0.08, 0.60, 0.40, 0.30, 0.50, 0.30, 0.60, 0.80),
+    AreaSpec("V1", 0.16, 0.20, 0.10, 0.50, 1.00, 0.20, 0.10, 1.00),
+    AreaSpec("V2", 0.15, 0.30, 0.15, 0.40, 0.80, 0.20, 0.10, 1.00),
+    AreaSpec("V3", 0.12, 0.40, 0.25, 0.35, 0.65, 0.15, 0.12, 0.90),
+    AreaSpec("hV4", 0.08, 0.60, 0.40, 0.30, 0.50, 0.10, 0.30, 0.80),
     AreaSpec("HVC", 0.49, 2.50, 0.50, 0.40, 0.40, 0.00, 0.00, 0.75),
 )
 EARLY = ("V1", "V2", "V3", "hV4")
@@ -112,7 +113,9 @@ class BrainModel:
             self.fit_scales(features)
         early = np.isin(self.area, [i for i, a in enumerate(AREAS) if a.name in EARLY])
         out = np.zeros((len(features.energy), self.n_voxels), dtype=np.float32)
-        pooling = _gaussian_pooling(self.prf_xy_deg[early], self.prf_sigma_deg[early], MODEL_PX)
+        pooling = _gaussian_pooling(
+            self.prf_xy_deg[early], self.prf_sigma_deg[early], EARLY_GRID_PX
+        )
         hvc_pooling = _gaussian_pooling(
             self.prf_xy_deg[~early], self.prf_sigma_deg[~early], HVC_GRID_PX
         )
@@ -132,13 +135,13 @@ class BrainModel:
     def _early_drive(self, features, rows, pooling, channel_w, early) -> np.ndarray:
         energy = features.energy[rows] / self.scales["energy"][None, :, None, None, None]
         n_img, n_sf, n_ori = energy.shape[:3]
-        pooled = energy.reshape(-1, MODEL_PX**2) @ pooling  # (B*C, V_early)
+        pooled = energy.reshape(-1, EARLY_GRID_PX**2) @ pooling  # (B*C, V_early)
         pooled = pooled.reshape(n_img, n_sf * n_ori, -1)
         contrast = np.einsum("bcv,vc->bv", pooled, channel_w)
         exponent = self.exponent[early]
         drive = np.maximum(contrast, 0.0) ** exponent
         colour = features.colour[rows] / self.scales["colour"][None, :, None, None]
-        colour_pooled = (colour.reshape(-1, MODEL_PX**2) @ pooling).reshape(n_img, 3, -1)
+        colour_pooled = (colour.reshape(-1, EARLY_GRID_PX**2) @ pooling).reshape(n_img, 3, -1)
         signed = np.sign(colour_pooled) * np.abs(colour_pooled) ** exponent
         return drive + np.einsum("bkv,vk->bv", signed, self.colour_weights[early])
 
@@ -152,16 +155,22 @@ class BrainModel:
 
 
 def _gaussian_pooling(xy_deg: np.ndarray, sigma_deg: np.ndarray, grid_px: int) -> np.ndarray:
-    """Unit-sum Gaussian pRFs sampled on a grid_px x grid_px display: (grid_px**2, V)."""
-    centres = (np.arange(grid_px) + 0.5) / grid_px * FIELD_DEG - FIELD_DEG / 2
-    gx = np.exp(-((centres[:, None] - xy_deg[None, :, 0]) ** 2) / (2 * sigma_deg**2))
-    # Image rows run downwards while visual-field y runs upwards.
-    gy = np.exp(-((-centres[:, None] - xy_deg[None, :, 1]) ** 2) / (2 * sigma_deg**2))
-    weights = (gy[:, None, :] * gx[None, :, :]).reshape(grid_px**2, -1)
-    # Normalise by the full (untruncated) Gaussian mass: a pRF partly off the display
-    # then sees mostly nothing, as it should.
-    pixel_deg = FIELD_DEG / grid_px
-    return (weights * pixel_deg**2 / (2 * np.pi * sigma_deg**2)).astype(np.float32)
+    """Gaussian pRFs integrated over each pixel of a grid_px x grid_px display.
+
+    Weights are the Gaussian's mass inside each pixel (exact for maps that are pixel
+    averages, and for pRFs smaller than a pixel), so a pRF partly off the display
+    sees mostly nothing, as it should. Returns (grid_px**2, V) float32.
+    """
+    edges = np.linspace(-FIELD_DEG / 2, FIELD_DEG / 2, grid_px + 1)
+    scale = np.sqrt(2.0) * sigma_deg[None, :]
+
+    def mass(centre: np.ndarray) -> np.ndarray:  # (grid_px, V)
+        cdf = 0.5 * (1 + erf((edges[:, None] - centre[None, :]) / scale))
+        return np.diff(cdf, axis=0)
+
+    wx = mass(xy_deg[:, 0])
+    wy = mass(-xy_deg[:, 1])  # image rows run downwards, visual-field y upwards
+    return (wy[:, None, :] * wx[None, :, :]).reshape(grid_px**2, -1).astype(np.float32)
 
 
 def _block_shape(n: int) -> tuple[int, int, int]:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "EARLY_GRID_PX",
     "FIELD_DEG",
     "HVC_GRID_PX",
     "MODEL_PX",
@@ -40,6 +41,9 @@ __all__ = [
 FIELD_DEG = 12.0
 #: Side of the grid on which features are computed.
 MODEL_PX = 64
+#: Grid on which energy and colour maps are stored and pooled by early-area pRFs
+#: (2 x 2 averages of the model grid: energy envelopes are smooth at this scale).
+EARLY_GRID_PX = 32
 #: Grid of the higher-visual-cortex feature maps.
 HVC_GRID_PX = 16
 #: Preferred spatial frequencies of the energy channels (cycles per degree).
@@ -58,9 +62,9 @@ class FeatureMaps:
 
     Attributes
     ----------
-    energy : ndarray, shape (N, n_sf, n_ori, MODEL_PX, MODEL_PX), float32
+    energy : ndarray, shape (N, n_sf, n_ori, EARLY_GRID_PX, EARLY_GRID_PX), float32
         Local contrast energy per spatial frequency and orientation.
-    colour : ndarray, shape (N, 3, MODEL_PX, MODEL_PX), float32
+    colour : ndarray, shape (N, 3, EARLY_GRID_PX, EARLY_GRID_PX), float32
         Luminance, red-green and blue-yellow signals relative to mid grey (-1 to 1).
     mid_level : ndarray, shape (N, K, HVC_GRID_PX, HVC_GRID_PX), float32
         Random-network and handcrafted features for higher visual cortex.
@@ -138,9 +142,9 @@ def _log_gabor_bank() -> np.ndarray:
 
 def _contrast_energy(luminance: torch.Tensor, bank: np.ndarray) -> torch.Tensor:
     """(N, H, W) luminance -> (N, n_sf, n_ori, H, W) energy."""
-    spectrum = torch.fft.fft2(luminance.double())[:, None, None]  # (N, 1, 1, H, W)
-    response = torch.fft.ifft2(spectrum * torch.from_numpy(bank)[None])
-    return response.abs().float()
+    spectrum = torch.fft.fft2(luminance.float())[:, None, None]  # (N, 1, 1, H, W)
+    response = torch.fft.ifft2(spectrum * torch.from_numpy(bank).float()[None])
+    return response.abs()
 
 
 def _random_net() -> list[torch.Tensor]:
@@ -190,7 +194,7 @@ def _handcrafted_features(
     return torch.cat([F.avg_pool2d(maps, pool), local_contrast], dim=1)
 
 
-def compute_features(images: np.ndarray, batch_size: int = 256) -> FeatureMaps:
+def compute_features(images: np.ndarray, batch_size: int = 128) -> FeatureMaps:
     """Compute all feature maps of a stack of images.
 
     Parameters
@@ -212,8 +216,10 @@ def compute_features(images: np.ndarray, batch_size: int = 256) -> FeatureMaps:
             batch_energy = _contrast_energy(signals[:, 0], bank)
             net = _random_net_features(rgb)
             hand = _handcrafted_features(rgb, signals, batch_energy)
-            energy.append(batch_energy.numpy())
-            colour.append(signals.numpy())
+            factor = MODEL_PX // EARLY_GRID_PX
+            pooled = F.avg_pool2d(batch_energy.flatten(1, 2), factor)  # (B, n_sf*n_ori, 32, 32)
+            energy.append(pooled.reshape(*batch_energy.shape[:3], *pooled.shape[-2:]).numpy())
+            colour.append(F.avg_pool2d(signals, factor).numpy())
             mid_level.append(torch.cat([net, hand], dim=1).numpy())
     return FeatureMaps(
         energy=np.concatenate(energy),

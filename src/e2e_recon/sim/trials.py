@@ -8,7 +8,8 @@ images of a set once, in a new random order, split into runs of at most 50 image
 
 i.e. percent signal change on a voxel-specific baseline. ``signal`` has unit SD over
 the training images for a typical voxel of its area, ``noise`` is unit-variance
-Gaussian noise smoothed over neighbouring voxels of the cortical grid, ``drift`` a slow
+Gaussian noise, half of it local (smoothed over neighbouring voxels of the cortical
+grid) and half shared across the cortex through 20 smooth latent factors, ``drift`` a slow
 per-run trend (offset, linear, half-cosine) plus a per-session offset, and ``global`` a
 per-trial fluctuation shared by all voxels. ``snr`` is therefore the single-trial
 ratio of stimulus-driven SD to noise SD for a voxel of median gain.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import convolve, gaussian_filter
 
 from e2e_recon.sim.brain import AREAS, BrainModel
 
@@ -27,6 +28,12 @@ __all__ = ["Schedule", "make_schedule", "signal_from_drive", "simulate_trials"]
 
 IMAGES_PER_RUN = 50
 NOISE_SMOOTHING_VOXELS = 1.0
+#: Share of the trial-noise variance that is shared across the cortex through a few
+#: spatially smooth latent factors (physiological and other widespread fluctuations):
+#: it makes averaging over many voxels less effective, as in real fMRI.
+SHARED_NOISE_VARIANCE = 0.5
+N_NOISE_FACTORS = 20
+FACTOR_SMOOTHING_VOXELS = 4.0
 RUN_DRIFT_SD = (0.3, 0.3, 0.2)  # offset, linear trend, half-cosine (percent signal change)
 SESSION_OFFSET_SD = 0.3
 GLOBAL_SD = 0.3
@@ -105,27 +112,45 @@ def signal_from_drive(drive: np.ndarray, reference: np.ndarray, area: np.ndarray
     return ((drive - mean) / scale).astype(np.float32)
 
 
-def _smoothing_norm(sigma: float) -> float:
-    """SD of white unit noise after 3-D Gaussian smoothing (to restore unit variance)."""
-    size = int(8 * sigma) * 2 + 1
+def _smoothing_sd(shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """SD, at each grid point, of white unit noise after zero-padded Gaussian smoothing
+    (lower near the edges of a grid, where fewer neighbours contribute)."""
+    size = 2 * int(4 * sigma + 0.5) + 1
     impulse = np.zeros((size, size, size))
     impulse[size // 2, size // 2, size // 2] = 1.0
     kernel = gaussian_filter(impulse, sigma=(sigma, sigma, sigma / 2), mode="constant")
-    return float(np.sqrt((kernel**2).sum()))
+    variance = convolve(np.ones(shape), kernel**2, mode="constant")
+    return np.sqrt(variance).astype(np.float32)
 
 
-def spatial_noise(brain: BrainModel, n_trials: int, rng: np.random.Generator) -> np.ndarray:
+def spatial_noise(
+    brain: BrainModel,
+    n_trials: int,
+    rng: np.random.Generator,
+    sigma: float = NOISE_SMOOTHING_VOXELS,
+) -> np.ndarray:
     """Unit-variance Gaussian noise correlated between grid neighbours: (T, V) float32."""
     noise = np.empty((n_trials, brain.n_voxels), dtype=np.float32)
-    sigma = NOISE_SMOOTHING_VOXELS
-    norm = _smoothing_norm(sigma)
     for b, shape in enumerate(brain.blocks):
         members = np.flatnonzero(brain.block == b)
         white = rng.standard_normal((n_trials, *shape), dtype=np.float32)
-        smooth = gaussian_filter(white, sigma=(0, sigma, sigma, sigma / 2), mode="reflect")
+        smooth = gaussian_filter(white, sigma=(0, sigma, sigma, sigma / 2), mode="constant")
+        smooth /= _smoothing_sd(shape, sigma)
         iu, iv, iz = brain.grid[members].T
-        noise[:, members] = smooth[:, iu, iv, iz] / norm
+        noise[:, members] = smooth[:, iu, iv, iz]
     return noise
+
+
+def trial_noise(brain: BrainModel, n_trials: int, rng: np.random.Generator) -> np.ndarray:
+    """Local (neighbour-correlated) plus shared (latent-factor) noise, unit variance:
+    (T, V) float32."""
+    local = spatial_noise(brain, n_trials, rng)
+    loadings = spatial_noise(brain, N_NOISE_FACTORS, rng, FACTOR_SMOOTHING_VOXELS)  # (K, V)
+    factors = rng.standard_normal((n_trials, N_NOISE_FACTORS), dtype=np.float32)
+    shared = factors @ loadings / np.float32(np.sqrt(N_NOISE_FACTORS))
+    local *= np.float32(np.sqrt(1.0 - SHARED_NOISE_VARIANCE))
+    local += np.float32(np.sqrt(SHARED_NOISE_VARIANCE)) * shared
+    return local
 
 
 def _drift(brain: BrainModel, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
@@ -169,7 +194,7 @@ def simulate_trials(
     -------
     ndarray, shape (T, V), float64
     """
-    noise = spatial_noise(brain, schedule.n_trials, rng)
+    noise = trial_noise(brain, schedule.n_trials, rng)
     noise *= brain.noise_sd.astype(np.float32)
     noise += _drift(brain, schedule, rng)
     loading = rng.uniform(0.5, 1.5, brain.n_voxels).astype(np.float32)
