@@ -25,7 +25,7 @@ from e2e_recon.errors import DataError
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
 
 SET_ORDER = ("natural", "shapes", "letters")
-THUMBNAIL_PX = 128  # embedded size: sharp at the 96 px shown, and on high-density screens
+THUMBNAIL_PX = 112  # embedded size: sharp at the 90 px shown, and a paper-sized page stays small
 _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 
 

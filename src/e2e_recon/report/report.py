@@ -61,9 +61,9 @@ dl.facts dt{color:#5b6478;font-weight:600}dl.facts dd{margin:0;word-break:break-
 table.grid{border-collapse:separate;border-spacing:3px;margin:6px 0 14px}
 table.grid th{font-size:12px;color:#5b6478;text-align:right;padding-right:8px;font-weight:600;
  white-space:nowrap}
-table.grid img,table.grid .missing{width:96px;height:96px;display:block;border-radius:3px}
+table.grid img,table.grid .missing{width:90px;height:90px;display:block;border-radius:3px}
 table.grid .missing{background:#eceef2;color:#8a92a3;font-size:11px;text-align:center;
- line-height:96px}
+ line-height:90px}
 table.metrics{border-collapse:collapse;font-size:14px;width:100%}
 table.metrics th,table.metrics td{padding:6px 10px;border-bottom:1px solid #e6e8ec;text-align:right}
 table.metrics th{background:#f7f8fa;font-weight:600}
