@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +115,26 @@ def test_resume_without_checkpoint_is_a_clear_error(
 
     with pytest.raises(CheckpointError, match="no loadable checkpoint"):
         train(tiny_config(subject), tmp_path / "empty", resume=True)
+
+
+def test_ctrl_c_writes_a_snapshot_and_returns(subject: dict[str, Path], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    cfg = tiny_config(subject, "train.iters=100000", "train.snapshot_every_iters=1000")
+    stats = run_dir / "stats.jsonl"
+
+    def press_ctrl_c_after_first_row() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if stats.is_file() and stats.stat().st_size > 0:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    presser = threading.Thread(target=press_ctrl_c_after_first_row)
+    presser.start()
+    summary = train(cfg, run_dir)
+    presser.join()
+    assert summary["interrupted"] and 0 < summary["iterations"] < 100000
+    ckpt = ckpt_io.load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert ckpt["iteration"] == summary["iterations"]
+    assert (run_dir / "generator.pt").is_file()
