@@ -234,7 +234,7 @@ def reconstruct(
     Example: [bold]e2e-recon reconstruct --generator runs/00000-sub-01-paper --test-fmri
     sub-01_perceptionNaturalImageTest_original_VC.h5 --out recon/[/]
     """
-    from e2e_recon.recon.reconstruct import reconstruct_cli
+    from e2e_recon.recon.pipeline import reconstruct_cli
 
     index = reconstruct_cli(
         generator=generator,

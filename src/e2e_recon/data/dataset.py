@@ -273,6 +273,45 @@ def _split_images(
     return np.sort(unique_ids[rest]), val
 
 
+def _read_training_voxels(
+    fmri_path: PathLike, roi: str, drop_nonfinite: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """ROI voxels (n, V) float64, stimulus ids (n,), kept-column mask and coordinates."""
+    bdata = BData(fmri_path)
+    raw, xyz = _read_roi(bdata, roi)  # (n, V_roi) float64
+    ids = stimulus_ids_of(bdata)
+    del bdata  # release the full array before the float32 copy
+    bad = _nonfinite_columns(raw, fmri_path, drop_nonfinite)
+    kept = None
+    if bad.any():
+        raw, kept = raw[:, ~bad], ~bad
+        xyz = xyz[~bad] if xyz is not None else None
+    return raw, ids, kept, xyz
+
+
+def _fit_norm(
+    voxels: np.ndarray, roi: str, kept: np.ndarray | None, xyz: np.ndarray | None
+) -> NormStats:
+    """Per-voxel mean and std (ddof 0) of training samples (n, V)."""
+    mean = voxels.mean(axis=0, dtype=np.float64)
+    std = voxels.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    return NormStats(mean.astype(np.float32), std.astype(np.float32), roi, kept, xyz)
+
+
+def training_norm_stats(
+    fmri_path: PathLike, roi: str = "ROI_VC = 1", drop_nonfinite: bool = False
+) -> NormStats:
+    """Normalisation statistics of a training file over all its samples (no images read).
+
+    Used at test time when a model carries no statistics of its own (the released
+    Caffe generators): the published procedure z-scores test patterns with the
+    mean and standard deviation of the whole training set.
+    """
+    raw, _, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite)
+    return _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
+
+
 def load_training_set(
     fmri_path: PathLike,
     images_dir: PathLike,
@@ -302,22 +341,11 @@ def load_training_set(
     -------
     TrainingSet
     """
-    bdata = BData(fmri_path)
-    raw, xyz = _read_roi(bdata, roi)  # (n, V_roi) float64
-    ids = stimulus_ids_of(bdata)
-    del bdata  # release the full array before the float32 copy
-    bad = _nonfinite_columns(raw, fmri_path, drop_nonfinite)
-    kept = None
-    if bad.any():
-        raw, kept = raw[:, ~bad], ~bad
-        xyz = xyz[~bad] if xyz is not None else None
+    raw, ids, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite)
     train_ids, val_ids = _split_images(np.unique(ids), train_images, val_images, seed)
     train_rows = np.isin(ids, train_ids)
     voxels = _rows_as_float32(raw, np.flatnonzero(train_rows))  # (N, V)
-    mean = voxels.mean(axis=0, dtype=np.float64)
-    std = voxels.std(axis=0, dtype=np.float64)
-    std[std == 0] = 1.0
-    norm = NormStats(mean.astype(np.float32), std.astype(np.float32), roi, kept, xyz)
+    norm = _fit_norm(voxels, roi, kept, xyz)
     voxels -= norm.mean
     voxels /= norm.std
 

@@ -231,6 +231,10 @@ _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".w
 def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
     """Find the image file of each stimulus name (``<name>.<any image extension>``).
 
+    The folder is searched with its subfolders (the data home keeps
+    ``images/{training,test,artificial,letters}/``); hidden folders such as the
+    image cache are skipped, and a file directly in the folder wins over one deeper.
+
     Parameters
     ----------
     images_dir : str or Path
@@ -250,11 +254,7 @@ def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -
     folder = Path(images_dir)
     if not folder.is_dir():
         raise DataError(f"Image folder not found: {folder}.")
-    by_stem: dict[str, Path] = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        path = Path(entry.path)
-        if entry.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES:
-            by_stem.setdefault(path.stem, path)
+    by_stem = _index_image_files(folder)
     missing = [n for n in names if n not in by_stem]
     if missing:
         shown = ", ".join(f"{n} (expected {folder / (n + '.JPEG')})" for n in missing[:5])
@@ -264,6 +264,18 @@ def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -
             "stimulus (any image extension)."
         )
     return [by_stem[n] for n in names]
+
+
+def _index_image_files(folder: Path) -> dict[str, Path]:
+    """Map file stem -> path of every image file under ``folder`` (shallowest first)."""
+    by_stem: dict[str, Path] = {}
+    for root, dirs, files in sorted(os.walk(folder), key=lambda item: item[0].count(os.sep)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.suffix.lower() in _IMAGE_SUFFIXES:
+                by_stem.setdefault(path.stem, path)
+    return by_stem
 
 
 def _cache_key(paths: Sequence[Path], size_px: int) -> str:

@@ -102,6 +102,8 @@ def save_network(
 def read_network_file(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     """Read and check a project ``.pt`` network file of the given kind.
 
+    For ``kind="generator"`` a training snapshot is accepted too (its generator).
+
     Returns
     -------
     dict with keys "format", "version", "arch", "state_dict", "meta" (and "norm" if any).
@@ -118,6 +120,11 @@ def read_network_file(path: str | os.PathLike[str], kind: str) -> dict[str, Any]
         ) from err
     expected = f"e2e-recon/{kind}"
     found = payload.get("format") if isinstance(payload, dict) else None
+    from e2e_recon.train.checkpoint import CHECKPOINT_FORMAT, generator_file_payload
+
+    if kind == "generator" and found == CHECKPOINT_FORMAT:
+        # A training snapshot: take its generator, so snapshot folders reconstruct directly.
+        payload, found = generator_file_payload(payload), expected
     if found != expected or not isinstance(payload.get("state_dict"), dict):
         raise ModelFormatError(
             f"{path}: format is {found!r}, expected {expected!r}. Convert Caffe files with "

@@ -1,0 +1,162 @@
+"""The demo: the whole method end to end on a simulated subject.
+
+simulate -> train -> reconstruct (end-to-end and ridge) -> evaluate -> report,
+with no input and no network. ``--quick`` runs the same path at the ``tiny``
+preset in about a minute, for smoke tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from e2e_recon.config import Config, load_config
+from e2e_recon.runs import get_logger, init_run_dir, next_run_dir
+
+QUICK_OVERRIDES = (
+    "train.iters=60",
+    "train.batch_size=16",
+    "train.lr_halve_at_iters=[]",
+    "train.snapshot_every_iters=30",
+    "train.log_every_iters=10",
+    "train.grid_every_iters=30",
+    "eval.bootstrap_samples=200",
+)
+SUMMARY_SCHEMA_VERSION = 1
+
+
+def demo_config(
+    run_dir: Path, quick: bool, seed: int, comparator: str | None, device: str
+) -> tuple[Config, str]:
+    """The demo's config and the simulated-subject preset it trains on."""
+    preset = "tiny" if quick else "demo"
+    data = run_dir / "subject"
+    train_file = data / "fmri" / "sub-01_perceptionNaturalImageTraining_original_VC.h5"
+    overrides = [
+        f"data.train_fmri='{train_file}'",
+        f"data.images_dir='{data / 'images'}'",
+        f"train.seed={seed}",
+        f"train.device={device}",
+        *(QUICK_OVERRIDES if quick else ()),
+    ]
+    if comparator:
+        kind = "alexnet" if comparator.endswith(".pth") else "caffenet"
+        overrides += [f"model.comparator={kind}", f"model.comparator_path='{comparator}'"]
+        overrides.append("model.feature_layers=[pool5]" if kind == "caffenet" else "")
+    return load_config("demo", [o for o in overrides if o]), preset
+
+
+def run_demo(
+    out: Path | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    comparator: str | None = None,
+    device: str = "auto",
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the demo and return the content of ``summary.json``.
+
+    Parameters
+    ----------
+    out : Path, optional
+        Run folder (default: the next numbered folder under ``runs/``).
+    quick : bool
+        Tiny subject and a few dozen iterations: a smoke test of every stage.
+    seed : int
+        One seed for the subject and the training.
+    comparator : str, optional
+        A CaffeNet ``.caffemodel`` or torchvision AlexNet ``.pth`` to use instead of
+        the default offline comparator (EfficientNet-Lite0 with ImageNet weights).
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``mps``.
+    """
+    from e2e_recon.evaluate.evaluate import evaluate_recon, metrics_table
+    from e2e_recon.recon.pipeline import reconstruct_run
+    from e2e_recon.report.report import write_report
+    from e2e_recon.sim.subject import simulate_subject
+    from e2e_recon.train.loop import train
+
+    console = console or Console()
+    start = time.perf_counter()
+    run_dir = out or next_run_dir(Path("runs"), "sim", "demo-quick" if quick else "demo")
+    cfg, preset = demo_config(run_dir, quick, seed, comparator, device)
+    init_run_dir(run_dir, cfg)
+    log = get_logger()
+
+    console.rule(f"1/5 simulate a subject ({preset} preset)")
+    subject = simulate_subject(run_dir / "subject", preset=preset, seed=seed)
+    test_files = sorted(str(p) for p in (run_dir / "subject" / "fmri").glob("*Test*.h5"))
+    test_files += sorted(
+        str(p)
+        for p in (run_dir / "subject" / "fmri").glob("*.h5")
+        if "Training" not in p.name and "Test" not in p.name
+    )
+    cfg = load_config(run_dir / "config.yaml", [f"data.test_fmri={json.dumps(test_files)}"])
+    init_run_dir(run_dir, cfg)
+
+    console.rule("2/5 train the end-to-end generator")
+    train_summary = train(cfg, run_dir)
+
+    console.rule("3/5 reconstruct the test sets (end-to-end and ridge baseline)")
+    recon_dir = reconstruct_run(run_dir, cfg, ridge=True)
+
+    console.rule("4/5 evaluate")
+    metrics = evaluate_recon(
+        recon_dir,
+        Path(cfg.data.images_dir),
+        resolution_px=cfg.eval.resolution_px,
+        n_boot=cfg.eval.bootstrap_samples,
+        seed=seed,
+    )
+    console.print(metrics_table(metrics))
+
+    console.rule("5/5 report")
+    report_path = write_report(run_dir)
+    summary = _summary(cfg, metrics, subject, train_summary, seed, start, report_path)
+    _write_json(run_dir / "summary.json", summary)
+    log.info("demo finished in %.1f s", summary["wall_s"])
+    console.print(f"report: {report_path}")
+    console.print(f"summary: {run_dir / 'summary.json'}")
+    return summary
+
+
+def _summary(
+    cfg: Config,
+    metrics: dict[str, Any],
+    subject: dict[str, Any],
+    train_summary: dict[str, Any],
+    seed: int,
+    start: float,
+    report_path: Path,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "sets": metrics.get("summary", metrics),
+        "comparator": train_summary.get("comparator", cfg.model.comparator),
+        "comparator_layers": list(cfg.model.feature_layers),
+        "seed": seed,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "subject": {k: v for k, v in subject.items() if isinstance(v, int | float | str)},
+        "train": {k: v for k, v in train_summary.items() if isinstance(v, int | float | str)},
+        "report": str(report_path),
+    }
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux and bytes on macOS.
+    scale = 1.0 if os.uname().sysname == "Darwin" else 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return peak / 1e6
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)

@@ -1,0 +1,278 @@
+"""The published test-time procedure, and the files it writes.
+
+1. Select ROI voxels of a test file and average all presentations of each image.
+2. z-score with the training statistics (from the model when it carries them).
+3. Multiply by sqrt(n), n the number of presentations averaged (4.9 for 24).
+4. Generator forward; centre-crop the output (256 -> 227 for the paper).
+5. Back to RGB 0-255.
+6. Save the raw array (.mat, variable ``gen_img``) and a display image with the
+   most extreme 0.04% of values clipped (.tif and .png); index them in a CSV.
+7. Given a folder of snapshots, do this for every snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+from torch import nn
+
+from e2e_recon.data.dataset import NormStats, TestSet
+from e2e_recon.data.images import caffe_to_rgb_float
+from e2e_recon.errors import DataError, ModelFormatError
+from e2e_recon.nets.generator import center_crop
+
+INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
+
+
+@dataclass
+class ReconModel:
+    """A generator ready for the test-time procedure."""
+
+    method: str  # label in the index, e.g. "e2e" or "e2e@iter0010000"
+    net: nn.Module
+    norm: NormStats | None  # training statistics stored with the model, if any
+    crop_px: int
+
+
+def scale_factors(n_trials: np.ndarray, scale: str) -> np.ndarray:
+    """Test-time multipliers: sqrt of the trials averaged, or one fixed number.
+
+    Parameters
+    ----------
+    n_trials : ndarray, shape (M,)
+    scale : str
+        ``"sqrt_n"`` or a number such as ``"4.9"``.
+    """
+    if scale == "sqrt_n":
+        return np.sqrt(n_trials.astype(np.float64)).astype(np.float32)
+    try:
+        value = float(scale)
+    except ValueError:
+        raise DataError(f"recon.scale must be 'sqrt_n' or a number, got {scale!r}") from None
+    return np.full(len(n_trials), value, dtype=np.float32)
+
+
+@torch.no_grad()
+def generate(
+    model: ReconModel, voxels: np.ndarray, device: torch.device, batch_size: int = 64
+) -> np.ndarray:
+    """Run the generator and return cropped images as RGB float, 0-255 scale, unclipped.
+
+    Parameters
+    ----------
+    voxels : ndarray, shape (M, V), already normalised and scaled
+
+    Returns
+    -------
+    ndarray, shape (M, crop, crop, 3), float32
+    """
+    n_inputs = _generator_inputs(model.net)
+    if n_inputs is not None and voxels.shape[1] != n_inputs:
+        raise DataError(
+            f"the generator takes {n_inputs} voxels but the selection gives {voxels.shape[1]}: "
+            "use the ROI the model was trained with (--roi) or the matching model"
+        )
+    net = model.net.to(device).eval()
+    outputs = []
+    for start in range(0, len(voxels), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(voxels[start : start + batch_size])).to(device)
+        images = center_crop(net(x.float()), model.crop_px)  # (B, 3, crop, crop), Caffe space
+        outputs.append(caffe_to_rgb_float(images.float().cpu().numpy()))
+    return np.concatenate(outputs, axis=0)
+
+
+def display_image(rgb: np.ndarray, clip_percent: float = 0.04) -> np.ndarray:
+    """The published display conversion: clip the most extreme values, stretch to 0-255.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), float
+    clip_percent : float
+        Percent of all pixel values clipped in total, half at each end.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), uint8
+    """
+    low, high = np.percentile(rgb, [clip_percent / 2, 100 - clip_percent / 2])
+    if high <= low:
+        return np.zeros(rgb.shape, dtype=np.uint8)
+    stretched = (np.clip(rgb, low, high) - low) / (high - low) * 255.0
+    return np.round(stretched).astype(np.uint8)
+
+
+def write_set(
+    out_dir: Path,
+    method: str,
+    test_set: TestSet,
+    images: np.ndarray,
+    clip_percent: float = 0.04,
+) -> list[dict[str, str]]:
+    """Write one method's reconstructions of one test set; return their index rows."""
+    folder = out_dir / method / test_set.set_name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, name in enumerate(test_set.stimulus_names):
+        stem = folder / name
+        _atomic(stem.with_suffix(".mat"), lambda p, i=i: _save_mat(p, images[i]))
+        shown = Image.fromarray(display_image(images[i], clip_percent))
+        _atomic(stem.with_suffix(".tif"), lambda p, im=shown: im.save(p, format="TIFF"))
+        _atomic(stem.with_suffix(".png"), lambda p, im=shown: im.save(p, format="PNG"))
+        rel = stem.relative_to(out_dir).as_posix()
+        rows.append(
+            {
+                "method": method,
+                "set": test_set.set_name,
+                "stimulus_id": f"{test_set.stimulus_ids[i]:.6f}",
+                "stimulus_name": name,
+                "n_trials": str(int(test_set.n_trials[i])),
+                "mat": rel + ".mat",
+                "tif": rel + ".tif",
+                "png": rel + ".png",
+            }
+        )
+    return rows
+
+
+def write_index(out_dir: Path, rows: Iterable[dict[str, str]]) -> Path:
+    """Write ``index.csv``, merging with rows of other methods already there."""
+    path = out_dir / "index.csv"
+    new_rows = list(rows)
+    replaced = {(r["method"], r["set"]) for r in new_rows}
+    kept = (
+        [r for r in read_index(path) if (r["method"], r["set"]) not in replaced]
+        if path.exists()
+        else []
+    )
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept + new_rows)
+
+    _atomic(path, write)
+    return path
+
+
+def read_index(path: Path) -> list[dict[str, str]]:
+    """Rows of a reconstruction ``index.csv``."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: run 'e2e-recon reconstruct' first")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = set(INDEX_COLUMNS) - set(rows[0]) if rows else set()
+    if missing:
+        raise DataError(f"{path} lacks the columns {sorted(missing)}")
+    return rows
+
+
+def reconstruct(
+    models: Sequence[ReconModel],
+    test_sets: Sequence[TestSet],
+    out_dir: Path,
+    device: torch.device,
+    scale: str = "sqrt_n",
+    clip_percent: float = 0.04,
+    batch_size: int = 64,
+) -> Path:
+    """Reconstruct every test set with every model and write files plus ``index.csv``.
+
+    The test sets must already be normalised (z-scored, unscaled averages); the
+    test-time scale is applied here.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, str]] = []
+    for model in models:
+        for test_set in test_sets:
+            _require_nonempty(test_set)
+            voxels = test_set.voxels * scale_factors(test_set.n_trials, scale)[:, None]
+            images = generate(model, voxels, device, batch_size)
+            rows += write_set(out_dir, model.method, test_set, images, clip_percent)
+    return write_index(out_dir, rows)
+
+
+def load_recon_models(spec: Path, prototxt: Path | None = None) -> list[ReconModel]:
+    """Models named by ``spec``: a model file, a run folder, or a folder of snapshots.
+
+    A run folder gives its final generator; a folder of ``.pt``/``.caffemodel``
+    snapshots gives one model per snapshot, labelled ``e2e@<snapshot name>``.
+    """
+    from e2e_recon.nets.loading import load_generator
+
+    files = _model_files(spec)
+    single = len(files) == 1
+    models = []
+    for path in files:
+        net = load_generator(path, prototxt)
+        norm, crop = _model_extras(path, net)
+        method = "e2e" if single else f"e2e@{path.stem}"
+        models.append(ReconModel(method=method, net=net, norm=norm, crop_px=crop))
+    return models
+
+
+def _model_files(spec: Path) -> list[Path]:
+    if spec.is_file():
+        return [spec]
+    if not spec.is_dir():
+        raise ModelFormatError(
+            f"generator {spec} does not exist: give a .pt, a .caffemodel, a run folder or a "
+            "folder of snapshots"
+        )
+    for name in ("best.pt", "generator.pt"):
+        if (spec / name).is_file():
+            return [spec / name]
+    snapshots = sorted(spec.glob("*.caffemodel")) or sorted(
+        p for p in spec.glob("*.pt") if p.name != "latest.pt"
+    )
+    if not snapshots:
+        raise ModelFormatError(
+            f"no generator found in {spec} (looked for best.pt, generator.pt, "
+            "snapshots *.pt or *.caffemodel)"
+        )
+    return snapshots
+
+
+def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int]:
+    size = int(getattr(net, "output_size_px", 256))
+    default_crop = 227 if size == 256 else size
+    if path.suffix != ".pt":
+        return None, default_crop
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    norm = NormStats.from_dict(blob["norm"]) if isinstance(blob, dict) and "norm" in blob else None
+    meta = blob.get("meta", {}) if isinstance(blob, dict) else {}
+    trained_cfg = meta.get("config") or blob.get("config") or {}  # .pt or training snapshot
+    trained_crop = trained_cfg.get("data", {}).get("crop_px", default_crop)
+    return norm, int(meta.get("crop_px", trained_crop))
+
+
+def _generator_inputs(net: nn.Module) -> int | None:
+    n = getattr(net, "n_voxels", None)
+    return int(n) if n is not None else None
+
+
+def _require_nonempty(test_set: TestSet) -> None:
+    if len(test_set.stimulus_ids) == 0:
+        raise DataError(f"test set {test_set.set_name!r} holds no stimulus")
+
+
+def _save_mat(path: Path, image: np.ndarray) -> None:
+    # savemat appends ".mat" to names without it; the temporary name must keep it.
+    scipy.io.savemat(path, {"gen_img": image.astype(np.float64)}, do_compression=True)
+
+
+def _atomic(path: Path, write: object) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)  # type: ignore[operator]
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
