@@ -23,6 +23,7 @@ from e2e_recon.cli import app
 from e2e_recon.config import load_config, save_config, with_overrides
 from e2e_recon.errors import CheckpointError, DataError
 from e2e_recon.evaluate.evaluate import evaluate_recon, feature_net
+from e2e_recon.report.contents import method_title
 from e2e_recon.report.metrics_file import parse_metrics
 from e2e_recon.report.report import render_report, save_grid_png, write_report
 
@@ -196,6 +197,12 @@ def test_report_has_every_section_and_embeds_all_images(built: tuple[Path, str])
     assert len(IMG_TAG.findall(_section(page, "recon"))) == n_grid
     assert all(im.ndim == 3 and im.shape[0] > 0 for im in images)
     assert "missing" not in _section(page, "recon")
+    per_image = (run_dir / "recon" / "per_image.csv").read_text().splitlines()
+    first = dict(zip(per_image[0].split(","), per_image[1].split(","), strict=True))
+    score = float(first["pixid"])
+    assert (
+        f'title="End-to-end: {first["stimulus_name"]} (pixel identification {score:.0%})"' in page
+    )
 
 
 def test_report_is_self_contained(built: tuple[Path, str]) -> None:

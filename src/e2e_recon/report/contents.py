@@ -238,6 +238,7 @@ class GridData:
     names: list[str]
     rows: dict[str, list[np.ndarray | None]]
     notes: list[str] = field(default_factory=list)
+    scores: dict[str, list[float | None]] = field(default_factory=dict)  # row label -> pixid
 
 
 def load_grid(
@@ -255,15 +256,36 @@ def load_grid(
         index = [r for r in csv.DictReader(f) if r.get("set") and r.get("method")]
     images_dir = _images_dir(run_dir, index, settings)
     lookup = _image_lookup(images_dir) if images_dir is not None else {}
+    scores = _per_image_scores(recon_dir / "per_image.csv")
     grids: dict[str, GridData] = {}
     for set_name in ordered_sets({r["set"] for r in index}):
         if sets is not None and set_name not in sets:
             continue
         rows = [r for r in index if r["set"] == set_name]
-        grids[set_name] = _set_grid(recon_dir, rows, lookup, settings, max_images)
+        grid = grids[set_name] = _set_grid(recon_dir, rows, lookup, settings, max_images)
+        for method in _grid_methods({r["method"] for r in rows}):
+            grid.scores[method_title(method)] = [
+                scores.get((set_name, method, name)) for name in grid.names
+            ]
         if images_dir is None:
             grids[set_name].notes.append("Stimulus images not found (set data.images_dir).")
     return grids
+
+
+def _per_image_scores(path: Path) -> dict[tuple[str, str, str], float | None]:
+    """(set, method, stimulus) -> pixel identification, from the evaluation's per_image.csv."""
+    if not path.is_file():
+        return {}
+    scores: dict[tuple[str, str, str], float | None] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            try:
+                value: float | None = float(row.get("pixid") or "nan")
+            except ValueError:
+                value = None
+            key = (row.get("set", ""), row.get("method", ""), row.get("stimulus_name", ""))
+            scores[key] = value if value is not None and value == value else None  # NaN -> None
+    return scores
 
 
 def _set_grid(

@@ -252,19 +252,29 @@ def _grid_tables(grid: GridData, per_row: int = 10) -> str:
         names = grid.names[start : start + per_row]
         rows = []
         for label, images in grid.rows.items():
+            scores = grid.scores.get(label, [])
             cells = "".join(
-                _image_cell(images[start + i], name, label) for i, name in enumerate(names)
+                _image_cell(images[start + i], _caption(label, name, scores, start + i))
+                for i, name in enumerate(names)
             )
             rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
         blocks.append(f'<table class="grid">{"".join(rows)}</table>')
     return "".join(blocks)
 
 
-def _image_cell(image: np.ndarray | None, name: str, label: str) -> str:
+def _caption(label: str, name: str, scores: list[float | None], index: int) -> str:
+    """Tooltip of one image: its row, stimulus name, and pixel identification when known."""
+    score = scores[index] if index < len(scores) else None
+    return f"{label}: {name}" + (
+        f" (pixel identification {score:.0%})" if score is not None else ""
+    )
+
+
+def _image_cell(image: np.ndarray | None, caption: str) -> str:
     if image is None:
-        return '<td><div class="missing">missing</div></td>'
+        return f'<td><div class="missing" title="{html.escape(caption)}">missing</div></td>'
     uri = figures.data_uri(figures.encode_png(image))
-    alt = html.escape(f"{label}: {name}")
+    alt = html.escape(caption)
     return f'<td><img src="{uri}" alt="{alt}" title="{alt}"></td>'
 
 
