@@ -200,9 +200,8 @@ def test_report_has_every_section_and_embeds_all_images(built: tuple[Path, str])
     per_image = (run_dir / "recon" / "per_image.csv").read_text().splitlines()
     first = dict(zip(per_image[0].split(","), per_image[1].split(","), strict=True))
     score = float(first["pixid"])
-    assert (
-        f'title="End-to-end: {first["stimulus_name"]} (pixel identification {score:.0%})"' in page
-    )
+    caption = f"{method_title(first['method'])}: {first['stimulus_name']}"
+    assert f'title="{caption} (pixel identification {score:.0%})"' in page
 
 
 def test_report_is_self_contained(built: tuple[Path, str]) -> None:
