@@ -250,12 +250,20 @@ def _downsample(images: np.ndarray, size_px: int) -> np.ndarray:
 def _principal_components(
     centred: np.ndarray, counts: np.ndarray, n_components: int | None
 ) -> np.ndarray:
-    """Orthonormal rows spanning the sample-weighted principal subspace, (r, D)."""
+    """Orthonormal rows spanning the sample-weighted principal subspace, (r, D).
+
+    Through the small image Gram matrix (M x M) rather than an SVD of the
+    M x D pixel matrix: several times faster for M much smaller than D.
+    """
     weighted = centred[counts > 0] * np.sqrt(counts[counts > 0])[:, None]  # (M', D)
-    _, singular, vt = np.linalg.svd(weighted, full_matrices=False)  # vt: (M', D)
-    rank = int((singular > singular.max(initial=0.0) * 1e-10).sum())
-    keep = rank if n_components is None else min(n_components, rank)
-    return vt[: max(keep, 1)]
+    eigvals, eigvecs = np.linalg.eigh(weighted @ weighted.T)  # ascending, (M',), (M', M')
+    eigvals, eigvecs = eigvals[::-1], eigvecs[:, ::-1]
+    rank = int((eigvals > max(eigvals[0], 0.0) * 1e-10).sum())
+    if rank == 0:
+        raise DataError("RidgeDecoder.fit: all training images are identical; nothing to decode")
+    keep = max(1, rank if n_components is None else min(n_components, rank))
+    components = (eigvecs[:, :keep].T @ weighted) / np.sqrt(eigvals[:keep])[:, None]
+    return components  # (keep, D)
 
 
 def _grouped_cv_errors(
