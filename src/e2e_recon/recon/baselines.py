@@ -63,7 +63,8 @@ class RidgeDecoder:
     ----------
     alpha_ : float
         Chosen penalty. ``alphas_`` and ``cv_errors_`` hold the grid and the
-        cross-validated mean squared error per pixel (0-255 scale) of each.
+        cross-validated mean squared error per pixel value (0-255 scale) of
+        each, within the subspace of the kept components.
     """
 
     def __init__(
@@ -129,7 +130,7 @@ class RidgeDecoder:
         dual = eigvecs @ (projected / (eigvals + alphas[best])[:, None])  # (N, r)
         self.alpha_ = float(alphas[best])
         self.alphas_ = alphas
-        self.cv_errors_ = errors / small.shape[1]  # per pixel
+        self.cv_errors_ = errors / targets.shape[0] / small.shape[1]  # per sample and pixel
         self.weights_ = (xc.T @ dual).astype(np.float32)  # (V, r)
         self.components_ = components.astype(np.float32)  # (r, D)
         self.image_mean_ = image_mean.astype(np.float32)
