@@ -216,7 +216,7 @@ def comparator_label(settings: Mapping[str, Any], summary: Mapping[str, Any]) ->
     stated = summary.get("comparator")
     if isinstance(stated, dict):
         stated = stated.get("weights_label") or stated.get("label")
-    if isinstance(stated, str) and stated:
+    if isinstance(stated, str) and stated and stated != kind:  # a weights label, not the kind
         text = stated
     layers = ", ".join(str(x) for x in model.get("feature_layers") or [])
     text += f"; feature layers: {layers}" if layers else ""

@@ -20,12 +20,12 @@ matplotlib.use("Agg")  # no display on servers and in CI; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
 # Colours shared by the plots and the page (colour-blind safe, Okabe-Ito).
 METHOD_COLOURS = {"e2e": "#0072B2", "ridge": "#E69F00", "chance": "#7f7f7f"}
-_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D1F", "#000000"]
 _STYLE: Any = {  # matplotlib types keys as literals; a plain dict is fine at run time
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -34,7 +34,9 @@ _STYLE: Any = {  # matplotlib types keys as literals; a plain dict is fine at ru
     "font.size": 9,
     "axes.titlesize": 10,
     "legend.fontsize": 8,
-    "legend.frameon": False,
+    "legend.frameon": True,  # legends often sit over curves: a light box keeps them readable
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "#dddddd",
 }
 
 
@@ -183,6 +185,8 @@ def _wide_range(ax: plt.Axes) -> bool:
 def _plain_linear_axis(ax: plt.Axes) -> None:
     """No "1e-16+2e-4" offset labels; a constant curve gets a +-10% range around it."""
     ax.ticklabel_format(axis="y", useOffset=False)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.4g}"))
     low, high = ax.get_ylim()
     middle = (low + high) / 2
     if high - low <= 1e-9 * max(abs(middle), 1e-30):

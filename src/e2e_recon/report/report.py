@@ -65,7 +65,8 @@ table.grid img,table.grid .missing{width:90px;height:90px;display:block;border-r
 table.grid .missing{background:#eceef2;color:#8a92a3;font-size:11px;text-align:center;
  line-height:90px}
 table.metrics{border-collapse:collapse;font-size:14px;width:100%}
-table.metrics th,table.metrics td{padding:6px 10px;border-bottom:1px solid #e6e8ec;text-align:right}
+table.metrics th,table.metrics td{padding:6px 8px;border-bottom:1px solid #e6e8ec;text-align:right}
+table.metrics td{white-space:nowrap}
 table.metrics th{background:#f7f8fa;font-weight:600}
 table.metrics td.l,table.metrics th.l{text-align:left}
 table.metrics tr.chance td{color:#7a8194}
