@@ -344,7 +344,12 @@ def _restore(run: _Run, path: Path) -> None:
 
 
 def _fail_non_finite(run: _Run, name: str, value: float) -> None:
-    """Snapshot the last finite state, then stop with a TrainingError naming the loss."""
+    """Snapshot the last finite state, then stop with a TrainingError naming the loss.
+
+    Every optimiser step is guarded, so the weights written are finite. The snapshot
+    is labelled with the iterations completed; when the generator loss was the
+    non-finite one, the discriminator already holds that iteration's step.
+    """
     path = _snapshot(run)
     where = f"; the last finite state is in {path}" if path is not None else ""
     raise TrainingError(

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from e2e_recon.config import Config
+from e2e_recon.errors import DataError
 from e2e_recon.runs import get_logger
 
 _SHOWN_ON_BAR = ("loss_g", "loss_d", "image", "feature", "adversarial", "ratio")
@@ -242,10 +243,14 @@ class GridPatterns:
             )
         ]
         if cfg.data.test_fmri:
-            test = load_test_set(
-                cfg.data.test_fmri[0], cfg.data.images_dir or None, cfg.data.roi, data.norm,
-                cfg.data.image_size_px, cfg.data.cache_dir or None,
-            )  # fmt: skip
+            try:
+                test = load_test_set(
+                    cfg.data.test_fmri[0], cfg.data.images_dir or None, cfg.data.roi, data.norm,
+                    cfg.data.image_size_px, cfg.data.cache_dir or None,
+                )  # fmt: skip
+            except DataError as exc:  # the grid is a progress aid: never stop training for it
+                get_logger().warning("progress grid without test patterns: %s", exc)
+                return cls(sets=sets, crop_px=crop)
             k = min(count, len(test.voxels))
             scaled = test.voxels[:k] * np.sqrt(test.n_trials[:k])[:, None]  # test-time scaling
             stimuli = _stimuli_rgb(test.images[:k], crop) if test.images is not None else None

@@ -89,8 +89,18 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 def _require_finite(name: str, value: torch.Tensor) -> None:
+    """Raise NonFiniteLoss on every rank when ``value`` is non-finite on any rank.
+
+    Deciding together matters: a rank that went on into ``backward`` alone would
+    wait for the others forever.
+    """
     number = float(value.detach())
-    if not math.isfinite(number):
+    bad = not math.isfinite(number)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        flag = torch.tensor([float(bad)], device=value.device)
+        torch.distributed.all_reduce(flag)
+        bad = bool(flag.item() > 0)
+    if bad:
         raise NonFiniteLoss(name, number)
 
 
