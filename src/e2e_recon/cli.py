@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from e2e_recon import __version__
+from e2e_recon.data.download import DOWNLOAD_HELP
 from e2e_recon.errors import E2EReconError
 
 app = typer.Typer(
@@ -124,6 +125,10 @@ def import_(
     images_dir: Annotated[
         Path | None, typer.Option(help="Folder of stimulus images instead of an array.")
     ] = None,
+    label_base: Annotated[
+        int, typer.Option(help="First image index of the labels (1 for MATLAB-style indices).")
+    ] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing fmri/ and images/.")] = False,
 ) -> None:
     """Turn your own recordings (.mat or .npz arrays) into BData files and an image folder.
 
@@ -140,6 +145,8 @@ def import_(
         images_key=images_key or None,
         split_key=split_key or None,
         images_dir=images_dir,
+        label_base=label_base,
+        overwrite=overwrite,
     )
     for key, value in summary.items():
         console.print(f"{key}: {value}")
@@ -255,17 +262,41 @@ def reconstruct(
 def evaluate(
     recon: Annotated[Path, typer.Option(help="Folder written by 'reconstruct'.")],
     images: Annotated[Path, typer.Option(help="Folder of stimulus images.")],
-    resolution_px: Annotated[int, typer.Option(help="Common resolution for pixel scores.")] = 64,
+    resolution_px: Annotated[
+        int, typer.Option(help="Common resolution for a second pixel score (0: skip).")
+    ] = 64,
+    image_size_px: Annotated[
+        int, typer.Option(help="Stimuli are resized to this, as in training (paper: 248).")
+    ] = 248,
+    crop_px: Annotated[int, typer.Option(help="...then centre-cropped (paper: 227).")] = 227,
+    feature_net: Annotated[
+        list[str] | None,
+        typer.Option(help="Feature network(s) for identification, or 'none'."),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap samples for intervals.")] = 1000,
+    ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Score reconstructions: identification, PixCorr, SSIM, feature identification.
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
     """
-    from e2e_recon.evaluate.evaluate import evaluate_recon, metrics_table
+    from e2e_recon.evaluate.evaluate import DEFAULT_FEATURE_NETS, evaluate_recon, metrics_table
 
-    result = evaluate_recon(recon, images, resolution_px=resolution_px, n_boot=bootstrap, seed=seed)
+    nets = tuple(feature_net or DEFAULT_FEATURE_NETS)
+    result = evaluate_recon(
+        recon,
+        images,
+        resolution_px=resolution_px or None,
+        feature_nets=() if "none" in nets else nets,
+        n_boot=bootstrap,
+        seed=seed,
+        ci=ci,
+        device=device,
+        stimulus_resize_px=image_size_px,
+        stimulus_crop_px=crop_px,
+    )
     console.print(metrics_table(result))
     console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
 
@@ -275,15 +306,20 @@ def evaluate(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (from train or demo).")],
     out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report/).")] = None,
+    grid_png: Annotated[
+        Path | None, typer.Option(help="Also save the natural-image grid as a PNG here.")
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report: image grids, metrics, training curves.
 
     Example: [bold]e2e-recon report runs/00000-sub-01-demo[/]
     """
-    from e2e_recon.report.report import write_report
+    from e2e_recon.report.report import save_grid_png, write_report
 
     path = write_report(run_dir, out)
     console.print(f"wrote {path}")
+    if grid_png is not None:
+        console.print(f"wrote {save_grid_png(run_dir, grid_png)}")
 
 
 @app.command()
@@ -306,7 +342,7 @@ def demo(
     run_demo(out=out, quick=quick, seed=seed, comparator=comparator or None, device=device)
 
 
-@app.command()
+@app.command(help=DOWNLOAD_HELP)
 @user_errors
 def download(
     what: Annotated[str, typer.Argument(help="fmri, models, caffenet, alexnet or all.")],
@@ -315,14 +351,15 @@ def download(
     ] = None,
     dest: Annotated[Path | None, typer.Option(help="Data home (default: E2E_RECON_HOME).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if verified.")] = False,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only list the files, sizes and destinations.")
+    ] = False,
 ) -> None:
-    """Download the public data and released models into the data home (verified, resumable).
-
-    Example: [bold]e2e-recon download fmri --subject sub-01[/]
-    """
     from e2e_recon.data.download import download_cli
 
-    download_cli(what, subjects=subject or None, dest=dest, force=force, console=console)
+    download_cli(
+        what, subjects=subject or None, dest=dest, force=force, console=console, dry_run=list_only
+    )
 
 
 @app.command("check-data")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from e2e_recon.config import Config, load_config
 from e2e_recon.runs import get_logger, init_run_dir, next_run_dir
@@ -76,7 +77,7 @@ def run_demo(
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps``.
     """
-    from e2e_recon.evaluate.evaluate import evaluate_recon, metrics_table
+    from e2e_recon.evaluate.evaluate import evaluate_recon
     from e2e_recon.recon.pipeline import reconstruct_run
     from e2e_recon.report.report import write_report
     from e2e_recon.sim.subject import simulate_subject
@@ -113,20 +114,23 @@ def run_demo(
         resolution_px=cfg.eval.resolution_px,
         n_boot=cfg.eval.bootstrap_samples,
         seed=seed,
+        stimulus_resize_px=cfg.data.image_size_px,
+        stimulus_crop_px=cfg.data.crop_px,
     )
-    console.print(metrics_table(metrics))
 
     console.rule("5/5 report")
-    report_path = write_report(run_dir)
-    summary = _summary(cfg, metrics, subject, train_summary, seed, start, report_path)
-    _write_json(run_dir / "summary.json", summary)
+    report_path = run_dir / "report" / "index.html"
+    summary = demo_summary(cfg, metrics, subject, train_summary, seed, start, report_path)
+    _write_json(run_dir / "summary.json", summary)  # first: the report shows it
+    write_report(run_dir, report_path)
     log.info("demo finished in %.1f s", summary["wall_s"])
+    console.print(summary_table(summary))
     console.print(f"report: {report_path}")
     console.print(f"summary: {run_dir / 'summary.json'}")
     return summary
 
 
-def _summary(
+def demo_summary(
     cfg: Config,
     metrics: dict[str, Any],
     subject: dict[str, Any],
@@ -135,11 +139,16 @@ def _summary(
     start: float,
     report_path: Path,
 ) -> dict[str, Any]:
+    """The content of ``summary.json`` (schema in the README)."""
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "sets": metrics.get("summary", metrics),
-        "comparator": train_summary.get("comparator", cfg.model.comparator),
-        "comparator_layers": list(cfg.model.feature_layers),
+        "sets": sets_summary(metrics),
+        "comparator": {
+            "kind": cfg.model.comparator,
+            "weights": train_summary.get("comparator_weights", cfg.model.comparator),
+            "layers": list(cfg.model.feature_layers),
+        },
+        "evaluation_networks": [n.get("weights", "") for n in metrics.get("feature_networks", [])],
         "seed": seed,
         "wall_s": round(time.perf_counter() - start, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
@@ -147,6 +156,58 @@ def _summary(
         "train": {k: v for k, v in train_summary.items() if isinstance(v, int | float | str)},
         "report": str(report_path),
     }
+
+
+def sets_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{set: {method: {metric: {mean, ci_low, ci_high}}}}`` from ``metrics.json``.
+
+    Pixel identification at native size is ``pixel_identification``; feature
+    identification in each evaluation network's layers is grouped under
+    ``feature_identification``.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in metrics.get("results", []):
+        scores: dict[str, Any] = {"n_images": row.get("n_images")}
+        features: dict[str, Any] = {}
+        for key, value in row["scores"].items():
+            if "/" in key:
+                features[key] = value
+            elif key == "pixid":
+                scores["pixel_identification"] = value
+            elif key.startswith("pixid_"):
+                scores["pixel_identification_" + key.removeprefix("pixid_")] = value
+            else:
+                scores[key] = value
+        scores["feature_identification"] = features
+        out.setdefault(row["set"], {})[row["method"]] = scores
+    return out
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """Terminal table: set x method x metric, mean with its interval."""
+    table = Table(title="Demo summary (mean [95% interval]; chance 0.50 for identification)")
+    for column in ("set", "method", "pixel ident.", "PixCorr", "SSIM", "feature ident."):
+        table.add_column(column)
+    for set_name, methods in summary["sets"].items():
+        for method, scores in methods.items():
+            features = scores.get("feature_identification", {})
+            table.add_row(
+                set_name,
+                method,
+                _cell(scores.get("pixel_identification")),
+                _cell(scores.get("pixcorr")),
+                _cell(scores.get("ssim")),
+                " ".join(_cell(v) for v in features.values()),
+            )
+    return table
+
+
+def _cell(value: dict[str, Any] | None) -> str:
+    if not value or value.get("mean") is None:
+        return "-"
+    if value.get("ci_low") is None:
+        return f"{value['mean']:.2f}"
+    return f"{value['mean']:.2f} [{value['ci_low']:.2f}, {value['ci_high']:.2f}]"
 
 
 def _peak_rss_mb() -> float:

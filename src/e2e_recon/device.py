@@ -125,17 +125,17 @@ def _probe_seconds() -> tuple[float, float]:
     )
     x = torch.randn(8, 64, 16, 16)  # (B, C, H, W)
 
-    def run(dtype: torch.dtype) -> float:
-        best = float("inf")
-        for _ in range(4):
-            start = time.perf_counter()
-            with autocast(torch.device("cpu"), dtype):
-                net(x).float().sum().backward()
-            best = min(best, time.perf_counter() - start)
-        return best
+    def once(dtype: torch.dtype) -> float:
+        start = time.perf_counter()
+        with autocast(torch.device("cpu"), dtype):
+            net(x).float().sum().backward()
+        return time.perf_counter() - start
 
-    run(torch.float32), run(torch.bfloat16)  # warm-up
-    return run(torch.float32), run(torch.bfloat16)
+    once(torch.float32), once(torch.bfloat16)  # warm-up: kernel selection, allocations
+    # Interleaved rounds and the minimum of each: other load on the machine slows both
+    # alike instead of favouring whichever ran in a quiet moment.
+    rounds = [(once(torch.float32), once(torch.bfloat16)) for _ in range(6)]
+    return min(r[0] for r in rounds), min(r[1] for r in rounds)
 
 
 def _cpu_model_and_flags() -> tuple[str, set[str]]:

@@ -115,6 +115,8 @@ def evaluate_recon(
     ci: float = 0.95,
     device: str = "auto",
     precision: str = "fp32",
+    stimulus_resize_px: int = files.STIMULUS_RESIZE_PX,
+    stimulus_crop_px: int = files.STIMULUS_CROP_PX,
 ) -> dict[str, Any]:
     """Evaluate every (method, set) of a reconstruction folder; write the results there.
 
@@ -138,6 +140,10 @@ def evaluate_recon(
     precision : str
         ``fp32`` (default: the same numbers on every machine), ``bf16``, or
         ``auto`` (bf16 autocast where the device runs it natively and faster).
+    stimulus_resize_px, stimulus_crop_px : int
+        How stimuli are prepared to match what the generator was trained on:
+        resized to this size, then centre-cropped (248 and 227 in the paper;
+        ``data.image_size_px`` and ``data.crop_px`` of the run's config).
 
     Returns
     -------
@@ -162,6 +168,7 @@ def evaluate_recon(
     nets = _resolve_feature_nets(feature_nets, torch_device)
     dtype = resolve_precision(precision, torch_device) if nets else torch.float32
     scorer = _Scorer(nets, resolution_px, torch_device, dtype)
+    scorer.stimulus_px = (stimulus_resize_px, stimulus_crop_px)
     boot = _Bootstrap(n_boot, ci, seed)
     results: list[dict[str, Any]] = []
     per_image: list[dict[str, Any]] = []
@@ -184,7 +191,9 @@ def evaluate_recon(
     result = {
         "format": METRICS_FORMAT,
         "version": 1,
-        "settings": _settings(images_dir, resolution_px, n_boot, ci, seed, str(dtype)),
+        "settings": _settings(
+            images_dir, resolution_px, n_boot, ci, seed, str(dtype), scorer.stimulus_px
+        ),
         "metrics": scorer.metric_info(),
         "feature_networks": [
             {"label": n.label, "weights": n.weights_label, "layers": list(n.layers)} for n in nets
@@ -210,6 +219,7 @@ class _Scorer:
         self.device, self.dtype = device, dtype
         self._stimulus_features: dict[object, dict[str, np.ndarray]] = {}
         self._stimuli: dict[object, np.ndarray] = {}
+        self.stimulus_px = (files.STIMULUS_RESIZE_PX, files.STIMULUS_CROP_PX)  # resize, crop
         self.metric_keys = ["pixid", *([f"pixid_{resolution_px}px"] if resolution_px else [])]
         self.metric_keys += ["pixcorr", "ssim"]
         self.metric_keys += [f"{n.label}/{layer}" for n in nets for layer in n.layers]
@@ -234,7 +244,7 @@ class _Scorer:
         """Stimuli prepared for these reconstructions, loaded once per set and size."""
         key = (paths, recons.shape[1:])
         if key not in self._stimuli:
-            self._stimuli[key] = files.load_stimuli(list(paths), recons.shape[1])
+            self._stimuli[key] = files.load_stimuli(list(paths), recons.shape[1], *self.stimulus_px)
         return self._stimuli[key]
 
     def score(self, recons: np.ndarray, stimuli: np.ndarray, key: object) -> dict[str, np.ndarray]:
@@ -311,13 +321,19 @@ def _num(value: float) -> float | None:
 
 
 def _settings(
-    images_dir: Path, resolution_px: int | None, n_boot: int, ci: float, seed: int, dtype: str
+    images_dir: Path,
+    resolution_px: int | None,
+    n_boot: int,
+    ci: float,
+    seed: int,
+    dtype: str,
+    stimulus_px: tuple[int, int],
 ) -> dict[str, Any]:
     return {
         "feature_precision": dtype,
         "images_dir": str(images_dir),
-        "stimulus_preparation": f"resize {files.STIMULUS_RESIZE_PX} px (bilinear), centre "
-        f"{files.STIMULUS_CROP_PX} px, bicubic to the reconstruction size if it differs",
+        "stimulus_preparation": f"resize {stimulus_px[0]} px (bilinear), centre "
+        f"{stimulus_px[1]} px, bicubic to the reconstruction size if it differs",
         "reconstruction_values": "raw gen_img of the .mat (else the .png), clipped to 0-255",
         "pixel_identification": "Pearson correlation, ties count as failures (bdpy definition)",
         "common_resolution_px": resolution_px,

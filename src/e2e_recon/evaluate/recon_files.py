@@ -121,15 +121,20 @@ def load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
     return np.clip(image, 0.0, 255.0)
 
 
-def load_stimuli(paths: list[Path], size_px: int) -> np.ndarray:
+def load_stimuli(
+    paths: list[Path],
+    size_px: int,
+    resize_px: int = STIMULUS_RESIZE_PX,
+    crop_px: int = STIMULUS_CROP_PX,
+) -> np.ndarray:
     """Stimuli as the reconstructions depict them, (N, size_px, size_px, 3) float64 RGB.
 
-    Resized to 248 px (bilinear, as for training), centre 227 px, then bicubic
-    to ``size_px`` if that differs.
+    Resized to ``resize_px`` (bilinear, as for training; 248 in the paper), centre
+    ``crop_px`` (227), then bicubic to ``size_px`` if that differs.
     """
-    resized = [load_image(p, STIMULUS_RESIZE_PX) for p in paths]
-    crops = center_crop_uint8(np.stack(resized), STIMULUS_CROP_PX)  # (N, 227, 227, 3)
-    if size_px != STIMULUS_CROP_PX:
+    resized = [load_image(p, resize_px) for p in paths]
+    crops = center_crop_uint8(np.stack(resized), crop_px)  # (N, crop, crop, 3)
+    if size_px != crop_px:
         return np.clip(resize_images(crops, size_px), 0.0, 255.0).astype(np.float64)
     return crops.astype(np.float64)
 
