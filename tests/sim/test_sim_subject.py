@@ -102,11 +102,23 @@ def test_same_seed_same_data(micro, tmp_path) -> None:
 def test_calibration_figures_at_tiny_preset(tiny) -> None:
     _, summary = tiny
     cal = summary["calibration"]
-    assert 0.55 <= summary["ridge_pairwise_identification"] <= 0.98
+    # 60 training and 10 test images: the figure is noisy (0.45-0.75 over seeds, and
+    # not much better at high SNR); the demo preset is the calibrated one (65-85%).
+    assert 0.35 <= summary["ridge_pairwise_identification"] <= 0.98
+    assert cal["ridge"]["pixels_px"] == 32
     assert set(cal["noise_ceiling_median_pct"]) == set(summary["roi_voxels"])
     assert all(0 <= v <= 100 for v in cal["noise_ceiling_median_pct"].values())
     quantiles = list(cal["reliability_quantiles"].values())
     assert quantiles == sorted(quantiles)
+
+
+def test_noise_ceiling_follows_snr(micro, tmp_path) -> None:
+    ceilings = {}
+    for snr in (0.3, 3.0):
+        summary = simulate_subject(tmp_path / f"s{snr}", preset=micro, snr=snr, progress=False)
+        ceilings[snr] = summary["calibration"]["noise_ceiling_median_pct"]["ROI_LVC"]
+        assert summary["snr"] == snr and not summary["snr_is_default"]
+    assert ceilings[3.0] > 80.0 and ceilings[3.0] > ceilings[0.3] + 30.0
 
 
 def test_refuses_non_empty_folder_and_bad_arguments(tiny, tmp_path) -> None:
@@ -127,3 +139,27 @@ def test_failure_leaves_nothing_behind(micro, tmp_path, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="disk full"):
         simulate_subject(tmp_path / "subject", preset=micro, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_project_loaders_read_the_subject(tiny, tmp_path) -> None:
+    from e2e_recon.data.dataset import load_test_set, load_training_set
+
+    out, _ = tiny
+    fmri = out / "fmri"
+    training = load_training_set(
+        fmri / "sub-01_perceptionNaturalImageTraining_original_VC.h5",
+        out / "images",
+        image_size_px=32,
+        cache_dir=tmp_path,
+    )
+    assert training.voxels.shape == (120, 400) and training.images.shape == (60, 32, 32, 3)
+    expected = {"perceptionNaturalImageTest": 10, "perceptionArtificialImage": 40}
+    for part, n_images in expected.items():
+        test = load_test_set(
+            fmri / f"sub-01_{part}_original_VC.h5",
+            out / "images",
+            "ROI_VC = 1",
+            training.norm,
+            image_size_px=32,
+        )
+        assert test.voxels.shape == (n_images, 400) and test.images is not None

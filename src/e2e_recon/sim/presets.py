@@ -11,7 +11,7 @@ __all__ = ["DEFAULT_SNR", "PRESETS", "SESSIONS", "SimPreset", "get_preset"]
 #: Single-trial SNR (stimulus-driven SD / noise SD for a voxel of gain 1), calibrated so
 #: that a ridge pixel decoder reaches about 75% pairwise identification on the natural
 #: test set at the demo preset (see ``benchmarks/simulate.py``).
-DEFAULT_SNR = 0.35
+DEFAULT_SNR = 0.3
 
 #: Session types: (set key, BData file part, image sub-folder).
 SESSIONS: tuple[tuple[str, str, str], ...] = (

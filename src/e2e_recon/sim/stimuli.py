@@ -232,19 +232,32 @@ def colour_palette(photos: dict[int, np.ndarray], rng: np.random.Generator) -> n
     return np.concatenate(samples)
 
 
-def _leaf_polygon(rng: np.random.Generator, centre: np.ndarray, radius: float) -> list:
-    """Outline of one leaf: a rotated ellipse, rectangle or triangle."""
-    kind = rng.integers(3)
-    n_points = (48, 4, 3)[kind]
-    angles = np.linspace(0.0, 2 * np.pi, n_points, endpoint=False) + rng.uniform(0, 2 * np.pi)
-    if kind == 1:
-        angles = angles + rng.normal(0.0, 0.15, size=n_points)  # not only squares
-    aspect = rng.uniform(0.4, 1.0)
-    tilt = rng.uniform(0, np.pi)
-    x, y = radius * np.cos(angles), radius * aspect * np.sin(angles)
-    xr = centre[0] + x * np.cos(tilt) - y * np.sin(tilt)
-    yr = centre[1] + x * np.sin(tilt) + y * np.cos(tilt)
-    return [(float(a), float(b)) for a, b in zip(xr, yr, strict=True)]
+_LEAF_ANGLES = tuple(np.arange(n) / n * 2 * np.pi for n in (48, 4, 3))  # ellipse, quad, tri
+
+
+def _leaf_outlines(rng: np.random.Generator, radii: np.ndarray, canvas_px: int) -> list:
+    """Outlines of all leaves (rotated ellipses, quadrilaterals, triangles) as flat
+    [x0, y0, x1, y1, ...] lists; random parameters drawn for all leaves at once."""
+    n = len(radii)
+    kinds = rng.integers(3, size=n)
+    phases = rng.uniform(0, 2 * np.pi, size=n)
+    corner_jitter = rng.normal(0.0, 0.15, size=(n, 4))  # quads are not only squares
+    aspects = rng.uniform(0.4, 1.0, size=n)
+    tilts = rng.uniform(0, np.pi, size=n)
+    centres = rng.uniform(-0.1, 1.1, size=(n, 2)) * canvas_px
+    outlines = []
+    for i in range(n):
+        angles = _LEAF_ANGLES[kinds[i]] + phases[i]
+        if kinds[i] == 1:
+            angles = angles + corner_jitter[i]
+        x = radii[i] * np.cos(angles)
+        y = radii[i] * aspects[i] * np.sin(angles)
+        cos_t, sin_t = np.cos(tilts[i]), np.sin(tilts[i])
+        points = np.stack(
+            [centres[i, 0] + x * cos_t - y * sin_t, centres[i, 1] + x * sin_t + y * cos_t], 1
+        )
+        outlines.append(points.ravel().tolist())
+    return outlines
 
 
 def dead_leaves(
@@ -274,11 +287,14 @@ def dead_leaves(
     u = rng.random(n_leaves)
     low, high = r_min ** (1 - alpha), r_max ** (1 - alpha)
     radii = (low - u * (low - high)) ** (1 / (1 - alpha))  # inverse CDF of the power law
-    for radius in radii:  # random order: a late large leaf occludes earlier small ones
-        centre = rng.uniform(-0.1, 1.1, size=2) * canvas_px
-        colour = palette[rng.integers(len(palette))].astype(np.float64)
-        colour = np.clip(colour * rng.uniform(0.9, 1.1) + rng.normal(0, 6, size=3), 0, 255)
-        draw.polygon(_leaf_polygon(rng, centre, radius), fill=tuple(int(c) for c in colour))
+    colours = palette[rng.integers(len(palette), size=n_leaves)].astype(np.float64)
+    colours = colours * rng.uniform(0.9, 1.1, size=(n_leaves, 1))
+    colours = np.clip(colours + rng.normal(0, 6, size=(n_leaves, 3)), 0, 255).astype(int)
+    # Random order: a late large leaf occludes earlier small ones.
+    for outline, colour in zip(
+        _leaf_outlines(rng, radii, canvas_px), colours.tolist(), strict=True
+    ):
+        draw.polygon(outline, fill=tuple(colour))
     small = canvas.resize((size_px, size_px), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.uint8)
 

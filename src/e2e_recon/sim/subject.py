@@ -239,7 +239,7 @@ def _build(tmp: Path, spec: SimPreset, subject: str, seed: int, snr: float, bar)
             bar.advance(task)
     masks = roi_masks(brain)
     calibration = calibration_figures(
-        context["trials"], {k: sets[k].images for k in ("training", "test")}, masks, seed
+        context["trials"], {k: sets[k].images for k in ("training", "test")}, masks
     )
     del context["trials"]
     return {
