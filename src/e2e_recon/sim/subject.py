@@ -94,13 +94,10 @@ def _encode(sets: dict, spec: SimPreset, seed: int, progress: Progress | None):
 
 
 def _bdata(values: np.ndarray, schedule: Schedule, ids: np.ndarray, key: str, brain, names):
-    """BData with voxel columns first, then Session, Run, Label (2 columns), stimulus_id."""
+    """BData with Session, Run, Label (2 columns: session-type code, stimulus id),
+    stimulus_id, then the voxel columns (added last: ``BData.add`` copies the whole
+    dataset on each call, and the voxel block is by far the largest)."""
     bdata = BData()
-    bdata.add(values, "VoxelData")
-    for roi, mask in roi_masks(brain).items():
-        bdata.add_metadata(roi, mask.astype(float), f"1 = {roi[4:]} voxel", where="VoxelData")
-    for axis, column in zip("xyz", brain.xyz_mm.T, strict=True):
-        bdata.add_metadata(f"voxel_{axis}", column, f"voxel {axis} coordinate (mm)", "VoxelData")
     stim_ids = ids[schedule.image_index]
     bdata.add(schedule.session.astype(float), "Session")
     bdata.add(schedule.run.astype(float), "Run")
@@ -108,6 +105,11 @@ def _bdata(values: np.ndarray, schedule: Schedule, ids: np.ndarray, key: str, br
     bdata.add(labels, "Label")
     bdata.add(stim_ids, "stimulus_id")
     bdata.add_vmap("stimulus_id", dict(zip(ids.tolist(), names, strict=True)))
+    bdata.add(values, "VoxelData")
+    for roi, mask in roi_masks(brain).items():
+        bdata.add_metadata(roi, mask.astype(float), f"1 = {roi[4:]} voxel", where="VoxelData")
+    for axis, column in zip("xyz", brain.xyz_mm.T, strict=True):
+        bdata.add_metadata(f"voxel_{axis}", column, f"voxel {axis} coordinate (mm)", "VoxelData")
     return bdata
 
 

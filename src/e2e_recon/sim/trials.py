@@ -200,5 +200,9 @@ def simulate_trials(
     loading = rng.uniform(0.5, 1.5, brain.n_voxels).astype(np.float32)
     noise += np.outer(rng.normal(0.0, GLOBAL_SD, schedule.n_trials), loading).astype(np.float32)
     noise += signal[schedule.image_index] * (snr * brain.gain).astype(np.float32)
-    values = brain.baseline * (1.0 + 0.01 * noise.astype(np.float64))
+    values = noise.astype(np.float64)  # in place from here on: the paper preset is large
+    del noise
+    values *= 0.01
+    values += 1.0
+    values *= brain.baseline
     return values
