@@ -383,17 +383,29 @@ def check_data(
 def experiment_ablation(
     config: ConfigOpt = "demo",
     set_: SetOpt = None,
-    sim: Annotated[bool, typer.Option(help="Use a fresh simulated subject (demo preset).")] = True,
-    runs_dir: Annotated[Path, typer.Option(help="Parent of the run folders.")] = Path("runs"),
+    sim: Annotated[
+        bool, typer.Option(help="Simulate a subject when the config names no training data.")
+    ] = True,
+    sim_preset: Annotated[
+        str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
+    ] = "demo",
+    quick: Annotated[
+        bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")] = 0,
+    runs_dir: Annotated[Path, typer.Option(help="Parent of the experiment folder.")] = Path("runs"),
 ) -> None:
     """Train with all losses and without each one; one table and one plot.
 
-    Example: [bold]e2e-recon experiment ablation --config demo[/]
+    Example: [bold]e2e-recon experiment ablation --config demo[/]  (or [bold]--quick[/])
     """
     from e2e_recon.experiments import run_ablation
 
-    path = run_ablation(config, set_ or [], runs_dir=runs_dir)
-    console.print(f"wrote {path}")
+    path = run_ablation(
+        config, set_ or [], runs_dir=runs_dir, sim=sim, seed=seed, sim_preset=sim_preset,
+        quick=quick, console=console,
+    )  # fmt: skip
+    console.print(f"experiment folder: {path}")
 
 
 @experiment_app.command("train-size")
@@ -401,18 +413,37 @@ def experiment_ablation(
 def experiment_train_size(
     config: ConfigOpt = "demo",
     set_: SetOpt = None,
-    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of training images.")] = "",
-    runs_dir: Annotated[Path, typer.Option(help="Parent of the run folders.")] = Path("runs"),
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated numbers of training images (default n/8,n/4,n/2).")
+    ] = "",
+    sim: Annotated[
+        bool, typer.Option(help="Simulate a subject when the config names no training data.")
+    ] = True,
+    sim_preset: Annotated[
+        str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
+    ] = "demo",
+    quick: Annotated[
+        bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")] = 0,
+    runs_dir: Annotated[Path, typer.Option(help="Parent of the experiment folder.")] = Path("runs"),
 ) -> None:
     """Accuracy against the number of training images; one table and one plot.
 
     Example: [bold]e2e-recon experiment train-size --sizes 100,200,400[/]
     """
+    from e2e_recon.errors import ConfigError
     from e2e_recon.experiments import run_train_size
 
-    numbers = [int(s) for s in sizes.split(",") if s.strip()]
-    path = run_train_size(config, set_ or [], sizes=numbers, runs_dir=runs_dir)
-    console.print(f"wrote {path}")
+    try:
+        numbers = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--sizes {sizes!r}: give whole numbers separated by commas") from None
+    path = run_train_size(
+        config, set_ or [], sizes=numbers, runs_dir=runs_dir, seed=seed, sim=sim,
+        sim_preset=sim_preset, quick=quick, console=console,
+    )  # fmt: skip
+    console.print(f"experiment folder: {path}")
 
 
 def main() -> None:
