@@ -150,7 +150,7 @@ def test_size_conditions_add_the_full_set_once_and_refuse_impossible_sizes() -> 
     assert [c.name for c in conditions] == ["n00010", "n00030", "all"]
     assert [c.ridge for c in conditions] == [False, False, True]
     assert conditions[-1].overrides == ("data.train_images=0",)
-    with pytest.raises(ConfigError, match="outside 1..60"):
+    with pytest.raises(ConfigError, match=r"outside 1\.\.60"):
         size_conditions([61], 60)
 
 
