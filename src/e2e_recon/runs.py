@@ -72,15 +72,32 @@ def get_logger() -> logging.Logger:
 
 
 def attach_log_file(path: Path) -> None:
-    """Also write the project's log messages to ``path`` (appending)."""
+    """Write the project's log messages to ``path`` (appending).
+
+    A process logs to one run at a time: the log file of an earlier run (the
+    previous condition of an experiment, say) is detached first, so its
+    ``log.txt`` does not collect the next run's messages.
+    """
     logger = get_logger()
     logger.setLevel(logging.INFO)
-    for handler in logger.handlers:
-        if (
-            isinstance(handler, logging.FileHandler)
-            and Path(handler.baseFilename) == path.resolve()
-        ):
+    target = path.resolve()
+    for handler in _file_handlers():
+        if Path(handler.baseFilename) == target:
             return
-    handler = logging.FileHandler(path, encoding="utf-8")
+        detach_log_file(Path(handler.baseFilename))
+    handler = logging.FileHandler(target, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
+
+
+def detach_log_file(path: Path) -> None:
+    """Stop writing log messages to ``path`` and close it."""
+    logger, target = get_logger(), path.resolve()
+    for handler in _file_handlers():
+        if Path(handler.baseFilename) == target:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    return [h for h in get_logger().handlers if isinstance(h, logging.FileHandler)]

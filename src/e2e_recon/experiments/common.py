@@ -9,7 +9,6 @@ one run folder per condition (``train`` -> ``reconstruct`` -> ``evaluate``, as i
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from rich.console import Console
 
 from e2e_recon.config import Config, load_config, save_config, with_overrides
 from e2e_recon.errors import ConfigError
-from e2e_recon.runs import get_logger, next_run_dir
+from e2e_recon.runs import detach_log_file, get_logger, next_run_dir
 
 #: The demo's shortened training (``e2e-recon demo --quick``), used by ``--quick``.
 QUICK_SIM_PRESET = "tiny"
@@ -192,19 +191,8 @@ def run_condition(
             stimulus_crop_px=cfg.data.crop_px,
         )
     finally:
-        _detach_log_file(run_dir / "log.txt")
+        detach_log_file(run_dir / "log.txt")
     seconds = time.perf_counter() - start
     get_logger().info("%s: %s done in %.1f s", experiment.kind, condition.name, seconds)
     console.print(f"{condition.label}: {seconds:.1f} s -> {run_dir}")
     return ConditionResult(condition, run_dir, metrics, summary, seconds)
-
-
-def _detach_log_file(path: Path) -> None:
-    """Stop writing log messages to one run's log.txt, so the next run's stay out of it."""
-    logger = get_logger()
-    for handler in list(logger.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == (
-            path.resolve()
-        ):
-            logger.removeHandler(handler)
-            handler.close()
