@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -343,7 +343,7 @@ def _restore(run: _Run, path: Path) -> None:
         get_logger().info("resumed from %s at iteration %d", path, run.iteration)
 
 
-def _fail_non_finite(run: _Run, name: str, value: float) -> None:
+def _fail_non_finite(run: _Run, name: str, value: float) -> NoReturn:
     """Snapshot the last finite state, then stop with a TrainingError naming the loss.
 
     Every optimiser step is guarded, so the weights written are finite. The snapshot
