@@ -79,3 +79,13 @@ def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "nope.yaml" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_torchrun_without_run_dir_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = runner.invoke(app, ["train", "--config", "demo", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--run-dir" in result.output
+    assert not list(tmp_path.iterdir())

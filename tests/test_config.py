@@ -67,6 +67,7 @@ def test_overrides_parse_yaml_values() -> None:
     assert cfg.train.batch_size == 8
     assert cfg.loss.feature_weight == 0.0 and isinstance(cfg.loss.feature_weight, float)
     assert cfg.model.feature_layers == ("a", "b")
+    assert load_config("demo", ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)
 
 
 def test_config_is_frozen() -> None:

@@ -6,12 +6,14 @@ demo and the experiments.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from e2e_recon.config import Config, dump_yaml, load_config
+from e2e_recon.errors import ConfigError
 from e2e_recon.runs import init_run_dir, next_run_dir, require_run_dir
 
 
@@ -68,5 +70,11 @@ def prepare_train(
         return cfg, None
     if resume is not None:
         return cfg, init_run_dir(resume, cfg)
+    if run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each process would number a folder of its own: all ranks must share one.
+        raise ConfigError(
+            "under torchrun give the run folder explicitly: --run-dir runs/NAME "
+            "(every process must write to the same one)"
+        )
     target = run_dir or next_run_dir(runs_dir, cfg.data.subject, cfg.name)
     return cfg, init_run_dir(target, cfg)
