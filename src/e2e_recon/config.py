@@ -36,6 +36,7 @@ class DataConfig:
     crop_px: int = 227  # random crop during training, centre crop at test time
     train_images: int = 0  # use only the first N training images (0 = all)
     val_images: int = 0  # hold out N whole training images for validation (0 = none)
+    val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
     cache_dir: str = ""  # preprocessed-image cache ("" = beside the images)
 
@@ -53,6 +54,7 @@ class ModelConfig:
     feature_layers: tuple[str, ...] = ("pool5",)
     first_layer_l2: float = 0.0  # extra L2 on the generator's first fully connected layer
     input_dropout: float = 0.0  # dropout on the voxel input during training
+    first_layer_init: str = "random"  # random (He, published) | ridge | pca
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class LossConfig:
     feature_weight: float = 0.01
     adversarial_weight: float = 100.0
     warmup_iters: int = 0  # ramp feature and adversarial weights up linearly over this many
+    # "absolute" (published) or "mean_image": feature and adversarial weights are then
+    # fractions of the weighted image loss, each term measured for the mean training image
+    weighting: str = "absolute"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class TrainConfig:
     early_stop_patience: int = 0  # stop after this many validations without improvement (0 = off)
     best_metric: str = "pixel_identification"
     presentation_average_k: int = 1  # train on means of k presentations, scaled by sqrt(k)
+    presentation_average_prob: float = 1.0  # fraction of samples averaged (others single)
+    max_minutes: float = 0.0  # stop (with a snapshot) after this much training time (0 = off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto | fp32 | bf16

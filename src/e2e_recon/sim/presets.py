@@ -1,4 +1,5 @@
-"""Sizes of the simulated subject: tiny (tests), demo (CPU demo), paper (the real experiment)."""
+"""Sizes of the simulated subject: tiny (tests), demo (CPU demo), small (a small lab
+dataset: few images, two presentations each), paper (the real experiment)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ PRESETS: dict[str, SimPreset] = {
     ),
     "demo": SimPreset(
         "demo", 64, 3000, 1000, 50, {"training": 3, "test": 12, "artificial": 6, "letters": 6}
+    ),
+    # A small, noisy lab dataset (issue 12 benchmark): 800 x 2 training, 40 x 10 test.
+    "small": SimPreset(
+        "small", 64, 3000, 800, 40, {"training": 2, "test": 10, "artificial": 5, "letters": 5}
     ),
     # The real experiment: 1,200 x 5 training, 50 x 24 test, 40 x 20 shapes, 10 x 12 letters.
     "paper": SimPreset(

@@ -16,12 +16,8 @@ continues from ``run_dir/checkpoints/latest.pt`` exactly where it stopped.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,12 +26,22 @@ import torch
 
 from e2e_recon.config import Config, to_dict
 from e2e_recon.device import resolve_device, resolve_precision
-from e2e_recon.errors import ConfigError, TrainingError
+from e2e_recon.errors import TrainingError
 from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
-from e2e_recon.train.balance import BalanceState, BalanceThresholds, balance_ratio, update_balance
+from e2e_recon.train.balance import BalanceState, balance_ratio, update_balance
 from e2e_recon.train.losses import LossWeights, weights_at
+from e2e_recon.train.priors import init_first_layer, mean_image_terms
+from e2e_recon.train.sampling import make_sampler
+from e2e_recon.train.setup import (
+    check_supported,
+    effective_weights,
+    load_data,
+    loss_weights,
+    small_data_advice,
+    thresholds,
+)
 from e2e_recon.train.stats import GridPatterns, Recorder, save_grid, trim_stats
 from e2e_recon.train.step import (
     Nets,
@@ -46,8 +52,11 @@ from e2e_recon.train.step import (
     build_optimisers,
     training_step,
 )
+from e2e_recon.train.stopping import stop_requests
+from e2e_recon.train.validation import BEST_METRICS, BestTracker, Validator, write_best
 
 _LOGGED = ("loss_g", "loss_d", "image", "feature", "adversarial", "d_real", "d_fake")
+__all__ = ["check_supported", "load_data", "loss_weights", "thresholds", "train"]
 
 
 @dataclass
@@ -59,14 +68,18 @@ class _Run:
     info: distributed.DistInfo
     nets: Nets
     opt: Optimisers
-    sampler: Any  # data.dataset.CropSampler
+    sampler: Any  # data.dataset.CropSampler or sampling.PresentationAveragingSampler
     norm: dict[str, Any]
     settings: StepSettings
     grid: GridPatterns | None
     batch_per_rank: int
     sample_generator: torch.Generator
+    weights: LossWeights  # absolute weights before warm-up
+    validator: Validator | None = None
+    best: BestTracker = field(default_factory=BestTracker)
     balance: BalanceState = field(default_factory=BalanceState)
     iteration: int = 0
+    early_stopped: bool = False
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
@@ -115,95 +128,72 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         distributed.teardown()
 
 
-def check_supported(cfg: Config) -> None:
-    """Refuse settings that this trainer does not implement yet, naming the key."""
-    unsupported = {
-        "train.presentation_average_k": (cfg.train.presentation_average_k, 1),
-        "train.val_every_iters": (cfg.train.val_every_iters, 0),
-        "train.early_stop_patience": (cfg.train.early_stop_patience, 0),
-    }
-    for key, (value, default) in unsupported.items():
-        if value != default:
-            raise ConfigError(
-                f"{key}={value} is not supported by this trainer yet; set {key}={default}"
-            )
-    if cfg.train.iters < 1 or cfg.train.batch_size < 1:
-        raise ConfigError("train.iters and train.batch_size must be at least 1")
-
-
-def load_data(cfg: Config) -> Any:
-    """The training set of ``cfg.data`` (a ``data.dataset.TrainingSet``)."""
-    from e2e_recon.data.dataset import load_training_set
-
-    d = cfg.data
-    if not d.train_fmri or not d.images_dir:
-        raise ConfigError(
-            "training needs data.train_fmri (a BData .h5) and data.images_dir (the stimulus "
-            "images): pass --train-fmri and --images, or set them in the config"
-        )
-    return load_training_set(
-        d.train_fmri,
-        d.images_dir,
-        roi=d.roi,
-        image_size_px=d.image_size_px,
-        cache_dir=d.cache_dir or None,
-        train_images=d.train_images,
-        val_images=d.val_images,
-        seed=cfg.train.seed,
-        drop_nonfinite=d.drop_nonfinite_voxels,
-    )
-
-
-def loss_weights(cfg: Config) -> LossWeights:
-    """The configured loss weights."""
-    return LossWeights(cfg.loss.image_weight, cfg.loss.feature_weight, cfg.loss.adversarial_weight)
-
-
-def thresholds(cfg: Config) -> BalanceThresholds:
-    """The configured balance-rule thresholds."""
-    t = cfg.train
-    return BalanceThresholds(
-        t.balance_stop_d_below, t.balance_resume_d_above, t.balance_stop_g_above
-    )
-
-
 def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device) -> _Run:
     """Load data, build networks and optimisers, seed every random stream."""
     torch.manual_seed(cfg.train.seed + 1_000_003 * info.rank)  # dropout differs per rank
     data = load_data(cfg)
+    advice = small_data_advice(cfg, len(data.voxels))
+    if advice and info.is_main:
+        get_logger().warning(advice)
     dtype = resolve_precision(cfg.train.precision, device)
     nets = build_nets(cfg, int(data.voxels.shape[1]), device, info)
-    settings = StepSettings(
-        crop_px=cfg.data.crop_px,
-        feature_layers=tuple(cfg.model.feature_layers),
-        device=device,
-        dtype=dtype,
-        input_dropout=cfg.model.input_dropout,
-    )
-    from e2e_recon.data.dataset import CropSampler
-
+    replaced = init_first_layer(nets.generator, data, cfg.model.first_layer_init, cfg.data.crop_px)
+    if replaced and info.is_main:
+        get_logger().info("first layer: %d rows from %s", replaced, cfg.model.first_layer_init)
+    layers = tuple(cfg.model.feature_layers)
+    settings = StepSettings(cfg.data.crop_px, layers, device, dtype, cfg.model.input_dropout)
     grid = None
     if info.is_main and cfg.train.grid_every_iters > 0:
         grid = GridPatterns.from_data(cfg, data)
+    validator = None
+    if info.is_main and cfg.train.val_every_iters > 0:
+        validator = Validator(data.val, cfg.data.crop_px, layers)
+    t = cfg.train
     return _Run(
         cfg=cfg,
         run_dir=run_dir,
         info=info,
         nets=nets,
         opt=build_optimisers(cfg, nets, device),
-        sampler=CropSampler(data, cfg.data.crop_px),
+        sampler=make_sampler(
+            data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
+        ),
         norm=data.norm.to_dict(),
         settings=settings,
         grid=grid,
-        batch_per_rank=distributed.per_rank_batch(cfg.train.batch_size, info),
-        sample_generator=torch.Generator().manual_seed(cfg.train.seed * 7919 + info.rank),
+        batch_per_rank=distributed.per_rank_batch(t.batch_size, info),
+        sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
+        weights=_run_weights(cfg, data, nets, settings, info),
+        validator=validator,
+        best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
     )
+
+
+def _run_weights(
+    cfg: Config, data: Any, nets: Nets, settings: StepSettings, info: distributed.DistInfo
+) -> LossWeights:
+    """The absolute loss weights; ``mean_image`` weighting measures the mean image first."""
+    if cfg.loss.weighting == "absolute":
+        return loss_weights(cfg)
+    comparator = nets.comparator if cfg.loss.feature_weight != 0.0 else None
+    terms = mean_image_terms(
+        data.images, cfg.data.crop_px, comparator, settings.feature_layers, settings.device,
+        settings.dtype,
+    )  # fmt: skip
+    weights = effective_weights(cfg, *terms)
+    if info.is_main:
+        get_logger().info(
+            "loss weights normalised by the mean image (image %.4g, feature %.4g): "
+            "image %.3g, feature %.3g, adversarial %.3g",
+            *terms, weights.image, weights.feature, weights.adversarial,
+        )  # fmt: skip
+    return weights
 
 
 def _run_loop(run: _Run) -> dict[str, Any]:
     """Iterate from ``run.iteration`` to ``cfg.train.iters``; return the summary."""
     cfg, start, started = run.cfg, run.iteration, time.perf_counter()
-    base_weights, limits = loss_weights(cfg), thresholds(cfg)
+    base_weights, limits = run.weights, thresholds(cfg)
     last: dict[str, float] = {}
     log = get_logger()
     if run.info.is_main:
@@ -213,7 +203,7 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             run.info.world_size, start, cfg.train.iters,
         )  # fmt: skip
     recorder = Recorder(run.run_dir, cfg.train.iters, start, enabled=run.info.is_main)
-    with recorder, _stop_requests() as stop:
+    with recorder, stop_requests() as stop:
         while run.iteration < cfg.train.iters:
             # 1. Sample a batch: this rank's share of the global batch.
             voxels, real = _batch(run)
@@ -226,7 +216,8 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             except NonFiniteLoss as exc:
                 _fail_non_finite(run, exc.name, exc.value)
             # 3. Balance rule on rank-averaged unweighted losses (also the stop flag).
-            last, stopping = _reduce_terms(run, terms, stop.is_set())
+            out_of_time = 0 < cfg.train.max_minutes * 60 < time.perf_counter() - started
+            last, stopping = _reduce_terms(run, terms, stop.is_set() or out_of_time)
             ratio = balance_ratio(last["d_real"], last["d_fake"], last["adversarial"])
             state_used = run.balance
             run.balance = update_balance(run.balance, ratio, limits)
@@ -236,8 +227,10 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             run.iteration += 1
             # 5. Logging, grids, snapshots.
             row = {**last, "ratio": ratio, "train_d": state_used.train_d}
-            _after_iteration(run, recorder, row | {"train_g": state_used.train_g}, stopping)
-            if stopping:
+            row |= {"train_g": state_used.train_g} | _validate(run)
+            early = run.early_stopped = _early_stop(run)
+            _after_iteration(run, recorder, row, stopping or early)
+            if stopping or early:
                 break
     seconds = time.perf_counter() - started
     return _summary(run, start, seconds, last, interrupted=run.iteration < cfg.train.iters)
@@ -271,7 +264,8 @@ def _reduce_terms(
 def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stopping: bool) -> None:
     cfg, it = run.cfg, run.iteration
     done = it >= cfg.train.iters
-    if it % max(cfg.train.log_every_iters, 1) == 0 or done or stopping:
+    validated = any(k.startswith("val_") for k in row)
+    if it % max(cfg.train.log_every_iters, 1) == 0 or done or stopping or validated:
         lrs = {"lr_g": run.opt.generator.param_groups[0]["lr"]}
         recorder.log(it, row | lrs)
     else:
@@ -283,6 +277,47 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
         saved = _snapshot(run)
         if saved is not None:
             recorder.message(f"snapshot {saved}")
+
+
+def _validate(run: _Run) -> dict[str, Any]:
+    """Evaluate the validation split when due (rank 0); keep ``best.pt``; ``val_`` values.
+
+    Only at multiples of ``train.val_every_iters`` (not at an interruption), so that an
+    interrupted and resumed run validates exactly where an uninterrupted one does.
+    """
+    every = run.cfg.train.val_every_iters
+    if every <= 0 or run.iteration % every != 0 or run.validator is None:
+        return {}
+    nets, s = run.nets, run.settings
+    values = run.validator.evaluate(nets.generator, nets.comparator, s.device, s.dtype)
+    metric = values.get(run.cfg.train.best_metric, float("nan"))
+    if run.best.update(metric, run.iteration):
+        generator = run.nets.generator
+        write_best(run.run_dir, {
+            "iteration": run.iteration, "generator": ckpt_io.module_state(generator),
+            "generator_arch": generator.arch_kwargs(),  # type: ignore[operator]
+            "norm": run.norm, "config": to_dict(run.cfg),
+        })  # fmt: skip
+    out: dict[str, Any] = {f"val_{k}": v for k, v in values.items()}
+    out |= {"val_best": run.best.best_value, "val_best_iteration": run.best.best_iteration}
+    return out
+
+
+def _early_stop(run: _Run) -> bool:
+    """True on every rank once rank 0 has seen ``patience`` validations without progress."""
+    every = run.cfg.train.val_every_iters
+    if every <= 0 or run.iteration % every != 0 or run.cfg.train.early_stop_patience <= 0:
+        return False
+    local = float(run.best.should_stop(run.cfg.train.early_stop_patience))
+    stop = distributed.mean_across_ranks([local], run.info)[0] > 0
+    if stop and run.info.is_main:
+        get_logger().info(
+            "early stop at iteration %d: no better validation %s for %d validations "
+            "(best %.4g at iteration %d)",
+            run.iteration, run.cfg.train.best_metric, run.best.since_best,
+            run.best.best_value, run.best.best_iteration,
+        )  # fmt: skip
+    return stop
 
 
 def _snapshot(run: _Run) -> Path | None:
@@ -309,6 +344,7 @@ def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
         "schedule_g": ckpt_io.scheduler_state(opt.generator_schedule),
         "schedule_d": ckpt_io.scheduler_state(opt.discriminator_schedule),
         "balance": run.balance.to_dict(),
+        "validation": run.best.to_dict(),
         "norm": run.norm,
         "rng": rng_by_rank,
         "world_size": run.info.world_size,
@@ -327,6 +363,8 @@ def _restore(run: _Run, path: Path) -> None:
     ckpt_io.load_scheduler_state(opt.generator_schedule, ckpt["schedule_g"])
     ckpt_io.load_scheduler_state(opt.discriminator_schedule, ckpt["schedule_d"])
     run.balance = BalanceState.from_dict(ckpt["balance"])
+    if "validation" in ckpt:
+        run.best = BestTracker.from_dict(dict(ckpt["validation"]))
     run.iteration = int(ckpt["iteration"])
     rng = ckpt["rng"]
     generators = {"sampler": run.sample_generator}
@@ -378,35 +416,22 @@ def _summary(
         "balance": run.balance.to_dict(),
         "checkpoint": str(checkpoint),
         "generator": str(generator_path) if generator_path else None,
+        "best": _best_summary(run),
+        "early_stopped": run.early_stopped,
         "device": str(run.settings.device),
         "precision": _dtype_name(run.settings.dtype),
         "world_size": run.info.world_size,
     }
 
 
+def _best_summary(run: _Run) -> dict[str, Any] | None:
+    path = run.run_dir / "best.pt"
+    if run.validator is None or not path.is_file():
+        return None
+    b = run.best
+    return {"path": str(path), "metric": run.cfg.train.best_metric, "value": b.best_value,
+            "iteration": b.best_iteration, "validations": b.evaluations}  # fmt: skip
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return "bf16" if dtype == torch.bfloat16 else "fp32"
-
-
-@contextlib.contextmanager
-def _stop_requests() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set a flag that the loop reads at the end of each iteration."""
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def request_stop(signum: int, frame: object) -> None:
-        if event.is_set():  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        event.set()
-        get_logger().warning("stop requested: finishing this iteration and writing a snapshot")
-
-    for sig in previous:
-        signal.signal(sig, request_stop)
-    try:
-        yield event
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -11,6 +11,7 @@ the networks ran in, so that the balance ratio does not depend on autocast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -120,6 +121,29 @@ def weights_at(base: LossWeights, iteration: int, warmup_iters: int) -> LossWeig
         return base
     ramp = min(1.0, (iteration + 1) / warmup_iters)
     return LossWeights(base.image, base.feature * ramp, base.adversarial * ramp)
+
+
+def normalised_weights(
+    base: LossWeights, image_at_mean: float, feature_at_mean: float
+) -> LossWeights:
+    """Weights with feature and adversarial terms expressed relative to the image term.
+
+    ``loss.weighting: mean_image``: the configured feature and adversarial weights are
+    read as fractions of the weighted image loss of the mean training image, so that
+    ``feature = 0.1`` makes the feature term 10% of the image term at that point
+    (the constant output every generator passes through early in training). The
+    adversarial reference is ln 2, its value for an undecided discriminator.
+
+    Parameters
+    ----------
+    base : LossWeights
+        ``image`` is absolute; ``feature`` and ``adversarial`` are fractions.
+    image_at_mean, feature_at_mean : float
+        Unweighted per-sample losses of the mean image (see ``train.priors``).
+    """
+    reference = base.image * image_at_mean
+    feature = base.feature * reference / feature_at_mean if feature_at_mean > 0 else 0.0
+    return LossWeights(base.image, feature, base.adversarial * reference / math.log(2.0))
 
 
 def generator_total(

@@ -1,0 +1,221 @@
+"""End-to-end training against ridge regression on a small, noisy simulated dataset.
+
+Simulates a subject with the project's simulator (``small`` preset: 800 training
+images x 2 presentations, 40 test images x 10, 64 px) at an SNR where ridge
+regression reaches about 75-85% pairwise pixel identification, trains with
+``configs/small.yaml`` on 2 CPU threads for at most ``--minutes``, reconstructs
+the natural test set with ``best.pt`` and with the ridge decoder, and evaluates
+both with ``evaluate_recon`` (pairwise pixel identification, PixCorr,
+EfficientNet-Lite2 feature identification, bootstrap intervals over images).
+Prints one JSON object: per seed and averaged over seeds, plus chance.
+
+    .venv/bin/python benchmarks/small_data.py                      # 3 seeds x 5 minutes
+    .venv/bin/python benchmarks/small_data.py --seeds 1 --minutes 1
+    .venv/bin/python benchmarks/small_data.py --seeds 1 \\
+        --variant no_avg=train.presentation_average_k=1
+
+Each ``--variant NAME=KEY=VALUE[,KEY=VALUE...]`` trains once more with those
+overrides on top of the preset (the ablation); the preset itself runs as ``small``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GOAL = "end-to-end >= ridge + 0.03 pixel identification, and above ridge on Lite2 features"
+SIM_PRESET = "small"
+DEFAULT_SNR = 1.0
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model and the matrix-extension flags that matter for speed."""
+    model, flags = platform.processor(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx": any(f.startswith("amx") for f in flags),
+    }
+
+
+def subject_dir(root: Path, seed: int, snr: float) -> tuple[Path, dict[str, Any]]:
+    """Simulate (or reuse) the subject of one seed; return its folder and summary."""
+    from e2e_recon.sim.subject import simulate_subject
+
+    out = root / f"subject_seed{seed}_snr{snr:g}"
+    summary_file = out / "truth" / "summary.json"
+    if not summary_file.is_file():
+        simulate_subject(out, preset=SIM_PRESET, seed=seed, snr=snr, progress=False)
+    return out, json.loads(summary_file.read_text())
+
+
+def train_run(
+    subject: dict[str, Any], run_dir: Path, seed: int, minutes: float, overrides: list[str]
+) -> dict[str, Any]:
+    """Train with the small preset (plus overrides) for at most ``minutes``."""
+    from e2e_recon.config import load_config
+    from e2e_recon.train.loop import train
+
+    files = subject["files"]
+    cfg = load_config(
+        "small",
+        [
+            f"data.train_fmri='{files['training']}'",
+            f"data.test_fmri=['{files['test']}']",
+            f"data.images_dir='{subject['images_dir']}'",
+            f"train.seed={seed}",
+            f"train.max_minutes={minutes}",
+            "train.device=cpu",
+            "train.grid_every_iters=0",
+            *overrides,
+        ],
+    )
+    return train(cfg, run_dir)
+
+
+def evaluate_methods(
+    subject: dict[str, Any], run_dirs: dict[str, Path], out: Path, ridge: bool
+) -> dict[str, Any]:
+    """Reconstruct the natural test set with each run's best generator (and ridge); evaluate."""
+    import torch
+
+    from e2e_recon.config import load_config
+    from e2e_recon.data.dataset import load_test_set, load_training_set
+    from e2e_recon.evaluate.evaluate import evaluate_recon
+    from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct
+    from e2e_recon.recon.reconstruct import load_recon_models, reconstruct
+
+    first_cfg = load_config(next(iter(run_dirs.values())) / "config.yaml")
+    d = first_cfg.data
+    for name, run_dir in run_dirs.items():
+        model = load_recon_models(run_dir)[0]
+        model.method = name
+        assert model.norm is not None
+        test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, model.norm, d.image_size_px)
+        reconstruct([model], [test], out, torch.device("cpu"))
+    if ridge:  # the ridge decoder sees every training image (it cross-validates its own alpha)
+        training = load_training_set(d.train_fmri, d.images_dir, d.roi, d.image_size_px)
+        test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, training.norm, d.image_size_px)
+        ridge_reconstruct(fit_ridge(training, d.crop_px), [test], out)
+    return evaluate_recon(
+        out,
+        Path(subject["images_dir"]),
+        resolution_px=None,
+        stimulus_resize_px=d.image_size_px,
+        stimulus_crop_px=d.crop_px,
+        device="cpu",
+    )
+
+
+def scores_by_method(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{method: {metric: {mean, ci_low, ci_high}}}`` for the natural test set."""
+    return {r["method"]: r["scores"] for r in result["results"] if r["set"] == "natural"}
+
+
+def average(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Mean over seeds of each method's mean score, with the spread (min, max) of seeds."""
+    out: dict[str, dict[str, float]] = {}
+    for method in per_seed[0]:
+        out[method] = {}
+        for metric in per_seed[0][method]:
+            values = [s[method][metric]["mean"] for s in per_seed if method in s]
+            values = [v for v in values if v is not None]
+            if values:
+                out[method][metric] = round(float(np.mean(values)), 4)
+    return out
+
+
+def parse_variants(items: list[str]) -> dict[str, list[str]]:
+    """``NAME=KEY=VALUE,KEY=VALUE`` -> ``{NAME: [KEY=VALUE, ...]}``."""
+    variants: dict[str, list[str]] = {"small": []}
+    for item in items:
+        name, _, rest = item.partition("=")
+        variants[name] = [o for o in rest.split(",") if o]
+    return variants
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--snr", type=float, default=DEFAULT_SNR)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE,...")
+    parser.add_argument("--only-variants", action="store_true", help="skip the plain preset")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep subjects and runs here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    variants = parse_variants(args.variant)
+    if args.only_variants and len(variants) > 1:
+        del variants["small"]
+    tmp = None
+    if args.work_dir is None:
+        tmp = tempfile.TemporaryDirectory()
+        root = Path(tmp.name)
+    else:
+        root = args.work_dir
+        root.mkdir(parents=True, exist_ok=True)
+    per_seed, runs_info = [], []
+    for seed in range(args.seeds):
+        _, subject = subject_dir(root, seed, args.snr)
+        run_dirs, info = {}, {}
+        for name, overrides in variants.items():
+            run_dir = root / f"run_seed{seed}_{name}_{int(time.time())}"
+            summary = train_run(subject, run_dir, seed, args.minutes, overrides)
+            run_dirs[name] = run_dir
+            info[name] = {
+                "iterations": summary["iterations"],
+                "seconds": summary["seconds"],
+                "best": summary["best"],
+                "early_stopped": summary["early_stopped"],
+            }
+        result = evaluate_methods(subject, run_dirs, root / f"recon_seed{seed}", ridge=True)
+        scores = scores_by_method(result)
+        per_seed.append(scores)
+        calibration = subject["ridge_pairwise_identification"]
+        runs_info.append(
+            {"seed": seed, "ridge_calibration": calibration, "runs": info, "scores": scores}
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "small_data",
+                "goal": GOAL,
+                "simulation": {"preset": SIM_PRESET, "snr": args.snr},
+                "minutes_per_run": args.minutes,
+                "torch_threads": args.threads,
+                "variants": variants,
+                "mean_over_seeds": average(per_seed),
+                "per_seed": runs_info,
+                **cpu_info(),
+            },
+            indent=1,
+        )
+    )
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Training batches with presentation averaging (``train.presentation_average_k``).
+
+Single-trial training throws away the repeat structure of the data: each image was
+shown several times. :class:`PresentationAveragingSampler` makes each training
+sample the mean of ``k`` distinct, randomly chosen presentations of one image,
+multiplied by ``sqrt(k)`` (the same scaling the test-time procedure applies to
+trial averages), so the generator sees inputs with the noise level and scale it
+meets at test time as well as single trials' worth of variety. Every random draw
+comes from the one ``torch.Generator`` the loop passes in, so a resumed run draws
+exactly the same batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from e2e_recon.data.dataset import CropSampler
+
+
+class PresentationAveragingSampler:
+    """Random batches whose voxel patterns average ``k`` presentations of their image.
+
+    Parameters
+    ----------
+    training_set : data.dataset.TrainingSet
+        Its ``image_index`` tells which samples are presentations of the same image.
+    crop_px : int
+        Random crop side, as in :class:`~e2e_recon.data.dataset.CropSampler`.
+    k : int
+        Presentations averaged per sample (an image with fewer uses all it has, and the
+        scale follows the number actually averaged).
+    prob : float
+        Probability that a sample is averaged; otherwise it stays one presentation.
+    """
+
+    def __init__(self, training_set: Any, crop_px: int, k: int, prob: float = 1.0) -> None:
+        self.crops_from = CropSampler(training_set, crop_px)
+        self.k, self.prob = int(k), float(prob)
+        index = np.asarray(training_set.image_index, dtype=np.int64)  # (N,)
+        counts = np.bincount(index, minlength=int(index.max()) + 1)  # (M,)
+        order = np.argsort(index, kind="stable")
+        # presentations[i, j]: row of the j-th presentation of image i; -1 pads.
+        table = np.full((counts.size, int(counts.max())), -1, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        for image, (start, count) in enumerate(zip(starts, counts, strict=True)):
+            table[image, :count] = order[start : start + count]
+        self.presentations = torch.from_numpy(table)  # (M, R_max)
+        self.counts = torch.from_numpy(counts)  # (M,)
+
+    def __len__(self) -> int:
+        return len(self.crops_from)
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``batch_size`` samples (images weighted by their presentation count).
+
+        Returns
+        -------
+        voxels : Tensor, shape (B, V), float32
+            ``sqrt(n) * mean`` of ``n = min(k, presentations)`` distinct presentations
+            (``n = 1`` for the samples left single by ``prob``).
+        crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
+        """
+        base = self.crops_from
+        rows = torch.randint(len(base), (batch_size,), generator=generator)  # (B,)
+        offsets = torch.randint(base.max_offset + 1, (2, batch_size), generator=generator)
+        images = base.image_index[rows]  # (B,)
+        chosen, n_used = self.choose_presentations(images, generator)  # (B, R_max), (B,)
+        picked = base.voxels[chosen.clamp(min=0)]  # (B, R_max, V)
+        mask = (chosen >= 0).unsqueeze(-1).to(picked.dtype)  # (B, R_max, 1)
+        voxels = (picked * mask).sum(dim=1) / n_used.sqrt().unsqueeze(-1)  # sqrt(n) * mean
+        return voxels, base.crops(images, offsets[0], offsets[1])
+
+    def choose_presentations(
+        self, images: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the presentations averaged for each image (-1 = unused) and their count.
+
+        Returns
+        -------
+        chosen : Tensor, shape (B, R_max), int64
+        n_used : Tensor, shape (B,), float32
+        """
+        table = self.presentations[images]  # (B, R_max)
+        keys = torch.rand(table.shape, generator=generator)  # a random order per sample
+        keys[table < 0] = 2.0  # padding sorts last
+        order = keys.argsort(dim=1)
+        shuffled = table.gather(1, order)  # valid presentations first, in random order
+        averaged = torch.rand(len(images), generator=generator) < self.prob  # (B,)
+        n_used = torch.where(averaged, self.counts[images].clamp(max=self.k), 1)  # (B,)
+        slots = torch.arange(table.shape[1]).unsqueeze(0)  # (1, R_max)
+        chosen = torch.where(slots < n_used.unsqueeze(1), shuffled, -1)
+        return chosen, n_used.float()
+
+
+def make_sampler(training_set: Any, crop_px: int, k: int, prob: float = 1.0) -> Any:
+    """The published :class:`CropSampler` for ``k == 1``, else presentation averaging."""
+    if k <= 1:
+        return CropSampler(training_set, crop_px)
+    return PresentationAveragingSampler(training_set, crop_px, k, prob)
