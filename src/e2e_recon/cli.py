@@ -227,7 +227,9 @@ def reconstruct(
     train_fmri: Annotated[
         Path | None, typer.Option(help="Training file, for z-scoring when the model lacks stats.")
     ] = None,
-    roi: Annotated[str, typer.Option(help="Voxel selection expression.")] = "ROI_VC = 1",
+    roi: Annotated[
+        str, typer.Option(help="Voxel selection (default: the model's own, else 'ROI_VC = 1').")
+    ] = "",
     subject: Annotated[
         str, typer.Option(help="Find files in the data home for this subject.")
     ] = "",
@@ -273,6 +275,10 @@ def evaluate(
         list[str] | None,
         typer.Option(help="Feature network(s) for identification, or 'none'."),
     ] = None,
+    alexnet: Annotated[
+        Path | None,
+        typer.Option(help="torchvision AlexNet weights (alexnet-owt-*.pth): adds AlexNet(2)/(5)."),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap samples for intervals.")] = 1000,
     ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -282,14 +288,23 @@ def evaluate(
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
     """
-    from e2e_recon.evaluate.evaluate import DEFAULT_FEATURE_NETS, evaluate_recon, metrics_table
+    from e2e_recon.evaluate.evaluate import (
+        DEFAULT_FEATURE_NETS,
+        FeatureNet,
+        alexnet_feature_net,
+        evaluate_recon,
+        metrics_table,
+    )
 
-    nets = tuple(feature_net or DEFAULT_FEATURE_NETS)
+    names = tuple(feature_net or DEFAULT_FEATURE_NETS)
+    nets: list[str | FeatureNet] = [] if "none" in names else list(names)
+    if alexnet is not None:
+        nets.append(alexnet_feature_net(alexnet))
     result = evaluate_recon(
         recon,
         images,
         resolution_px=resolution_px or None,
-        feature_nets=() if "none" in nets else nets,
+        feature_nets=nets,
         n_boot=bootstrap,
         seed=seed,
         ci=ci,

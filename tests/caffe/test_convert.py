@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from e2e_recon.caffe.convert import convert_caffemodel
+from e2e_recon.caffe.convert import convert_caffemodel, module_to_blobs
 from e2e_recon.caffe.wire import read_caffemodel_blobs, write_caffemodel
 from e2e_recon.errors import ConfigError, ModelFormatError
 from e2e_recon.nets import load_comparator, load_discriminator, load_generator
 from e2e_recon.nets.generator import Generator
-
-
-def caffe_blobs_of(module: torch.nn.Module) -> dict[str, list[np.ndarray]]:
-    """A module's parameters as Caffe blobs named by layer (weight, bias)."""
-    blobs: dict[str, list[np.ndarray]] = {}
-    for key, value in module.state_dict().items():
-        blobs.setdefault(key.rsplit(".", 1)[0], []).append(value.numpy().copy())
-    return blobs
 
 
 def tiny_generator() -> Generator:
@@ -31,7 +23,7 @@ def test_tiny_generator_round_trips_through_caffemodel_and_pt(tmp_path):
     with torch.no_grad():
         for name in ("deconv3", "conv3_1", "deconv0"):
             getattr(generator, name).bias.normal_()  # frozen in training, still loaded
-    caffemodel = write_caffemodel(tmp_path / "g.caffemodel", caffe_blobs_of(generator))
+    caffemodel = write_caffemodel(tmp_path / "g.caffemodel", module_to_blobs(generator))
     pt = convert_caffemodel(caffemodel, tmp_path / "g.pt")
     x = torch.randn(3, 12)
     with torch.no_grad():
@@ -82,12 +74,12 @@ def test_convert_with_released_style_prototxt(caffe_fixtures, tmp_path):
 
 
 def test_missing_layer_names_file_and_layer(tmp_path):
-    blobs = caffe_blobs_of(tiny_generator())
+    blobs = module_to_blobs(tiny_generator())
     del blobs["deconv0"]
     path = write_caffemodel(tmp_path / "partial.caffemodel", blobs)
     with pytest.raises(ModelFormatError, match=r"partial\.caffemodel.*'deconv0' is missing"):
         load_generator(path)
-    blobs = caffe_blobs_of(tiny_generator())
+    blobs = module_to_blobs(tiny_generator())
     del blobs["conv3_1"]
     path = write_caffemodel(tmp_path / "partial2.caffemodel", blobs)
     with pytest.raises(ModelFormatError, match=r"partial2\.caffemodel: layer 'conv3_1' is missing"):
@@ -95,7 +87,7 @@ def test_missing_layer_names_file_and_layer(tmp_path):
 
 
 def test_wrong_blob_shape_names_file_layer_and_shapes(tmp_path):
-    blobs = caffe_blobs_of(tiny_generator())
+    blobs = module_to_blobs(tiny_generator())
     blobs["deconv2"][0] = blobs["deconv2"][0][:, :1]  # (4, 1, 4, 4) instead of (4, 2, 4, 4)
     path = write_caffemodel(tmp_path / "bad.caffemodel", blobs)
     expected = r"bad\.caffemodel: layer 'deconv2' .*\(4, 1, 4, 4\).* expects \(4, 2, 4, 4\)"
@@ -137,7 +129,7 @@ def test_auto_kind_fails_clearly_and_kind_is_checked(tmp_path):
 def test_v1_legacy_generator_file(tmp_path):
     generator = tiny_generator()
     path = write_caffemodel(
-        tmp_path / "v1.caffemodel", caffe_blobs_of(generator), v1=True, legacy_dims=True
+        tmp_path / "v1.caffemodel", module_to_blobs(generator), v1=True, legacy_dims=True
     )
     assert read_caffemodel_blobs(path)["defc7"][0].shape == (1, 1, 32, 12)
     x = torch.randn(2, 12)

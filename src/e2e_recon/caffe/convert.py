@@ -43,6 +43,20 @@ def _fit_blob(blob: np.ndarray, expected: tuple[int, ...], source: str, name: st
     return blob.reshape(expected)
 
 
+def module_to_blobs(module: nn.Module) -> dict[str, list[np.ndarray]]:
+    """A network's parameters as Caffe blobs by layer name (weight, then bias).
+
+    The inverse of :func:`blobs_to_state` for the project's networks, whose
+    parameter names are the Caffe layer names; with
+    :func:`e2e_recon.caffe.wire.write_caffemodel` it writes a ``.caffemodel``
+    (used to test the reader and the loaders).
+    """
+    blobs: dict[str, list[np.ndarray]] = {}
+    for key, value in module.state_dict().items():
+        blobs.setdefault(key.rsplit(".", 1)[0], []).append(value.detach().cpu().numpy().copy())
+    return blobs
+
+
 def blobs_to_state(
     module: nn.Module, blobs: dict[str, list[np.ndarray]], source: str
 ) -> dict[str, torch.Tensor]:

@@ -83,6 +83,17 @@ def feature_net(label: str, module: nn.Module, layers: Sequence[str] | None = No
     return FeatureNet(label, module, tuple(dict.fromkeys(layers)))
 
 
+def alexnet_feature_net(weights: Path) -> FeatureNet:
+    """AlexNet(2) and AlexNet(5) of current benchmarks, from a torchvision state-dict file.
+
+    The layers are the outputs of the second and fifth convolutions after their
+    ReLU (torchvision ``features.4`` and ``features.11``).
+    """
+    from e2e_recon.nets.comparator import load_alexnet
+
+    return feature_net("AlexNet", load_alexnet(weights), ("conv2", "conv5"))
+
+
 def _resolve_feature_nets(
     specs: Sequence[str | FeatureNet], device: torch.device
 ) -> list[FeatureNet]:

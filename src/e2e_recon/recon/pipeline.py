@@ -34,6 +34,8 @@ from e2e_recon.recon.reconstruct import (
 )
 from e2e_recon.runs import get_logger
 
+DEFAULT_ROI = "ROI_VC = 1"
+
 
 def fit_ridge(training: TrainingSet, crop_px: int, decode_px: int = 64) -> RidgeDecoder:
     """Fit the ridge pixel decoder on the centre crops of the training images."""
@@ -105,15 +107,16 @@ def reconstruct_cli(
     if generator_path.is_dir() and (generator_path / "config.yaml").is_file() and not test_files:
         return reconstruct_run(generator_path, ridge=ridge, device=device) / "index.csv"
     models = load_recon_models(generator_path)
+    roi = roi or (models[0].norm.roi if models[0].norm else "") or DEFAULT_ROI
     norm = models[0].norm or _norm_from_training(train_file, roi)
     _check_roi(models[0], norm, roi)
-    test_sets = [load_test_set(p, None, norm.roi or roi, norm) for p in test_files]
+    test_sets = [load_test_set(p, None, roi, norm) for p in test_files]
     index = reconstruct(models, test_sets, out, resolve_device(device))
     if ridge:
         if train_file is None or images_dir is None:
             raise DataError("--ridge needs --train-fmri and --images (the training images)")
         crop = models[0].crop_px
-        training = load_training_set(train_file, images_dir, norm.roi or roi, crop)
+        training = load_training_set(train_file, images_dir, roi, crop)
         index = write_index(out, ridge_reconstruct(fit_ridge(training, crop), test_sets, out))
     return index
 
