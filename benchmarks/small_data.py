@@ -101,7 +101,7 @@ def evaluate_methods(
     from e2e_recon.data.dataset import load_test_set, load_training_set
     from e2e_recon.evaluate.evaluate import evaluate_recon
     from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct
-    from e2e_recon.recon.reconstruct import load_recon_models, reconstruct
+    from e2e_recon.recon.reconstruct import load_recon_models, reconstruct, write_index
 
     first_cfg = load_config(next(iter(run_dirs.values())) / "config.yaml")
     d = first_cfg.data
@@ -114,7 +114,7 @@ def evaluate_methods(
     if ridge:  # the ridge decoder sees every training image (it cross-validates its own alpha)
         training = load_training_set(d.train_fmri, d.images_dir, d.roi, d.image_size_px)
         test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, training.norm, d.image_size_px)
-        ridge_reconstruct(fit_ridge(training, d.crop_px), [test], out)
+        write_index(out, ridge_reconstruct(fit_ridge(training, d.crop_px), [test], out))
     return evaluate_recon(
         out,
         Path(subject["images_dir"]),
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
                 "best": summary["best"],
                 "early_stopped": summary["early_stopped"],
             }
-        result = evaluate_methods(subject, run_dirs, root / f"recon_seed{seed}", ridge=True)
+        recon_dir = root / f"recon_seed{seed}_{int(time.time())}"
+        result = evaluate_methods(subject, run_dirs, recon_dir, ridge=True)
         scores = scores_by_method(result)
         per_seed.append(scores)
         calibration = subject["ridge_pairwise_identification"]
