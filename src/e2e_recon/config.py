@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from e2e_recon.errors import ConfigError
+from e2e_recon.fileio import atomic_write_text
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 
@@ -194,9 +195,7 @@ def dump_yaml(cfg: Config) -> str:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write the config as YAML, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_yaml(cfg))
-    tmp.replace(path)
+    atomic_write_text(path, dump_yaml(cfg))
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

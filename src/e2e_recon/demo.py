@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from e2e_recon.config import Config, load_config
+from e2e_recon.fileio import atomic_write_json
 from e2e_recon.runs import get_logger, init_run_dir, next_run_dir
 
 QUICK_OVERRIDES = (
@@ -121,7 +122,7 @@ def run_demo(
     console.rule("5/5 report")
     report_path = run_dir / "report" / "index.html"
     summary = demo_summary(cfg, metrics, subject, train_summary, seed, start, report_path)
-    _write_json(run_dir / "summary.json", summary)  # first: the report shows it
+    atomic_write_json(run_dir / "summary.json", summary)  # first: the report shows it
     write_report(run_dir, report_path)
     log.info("demo finished in %.1f s", summary["wall_s"])
     console.print(summary_table(summary))
@@ -215,9 +216,3 @@ def _peak_rss_mb() -> float:
     scale = 1.0 if os.uname().sysname == "Darwin" else 1024.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     return peak / 1e6
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)

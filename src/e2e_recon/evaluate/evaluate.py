@@ -45,6 +45,7 @@ from e2e_recon.evaluate.metrics import (
     resize_images,
     ssim_scores,
 )
+from e2e_recon.fileio import atomic_write_text
 
 METRICS_FORMAT = "e2e-recon/metrics"
 #: Feature networks known by name: name -> (column label, EfficientNet-Lite variant).
@@ -211,8 +212,8 @@ def evaluate_recon(
         ],
         "results": results,
     }
-    files.atomic_write(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    files.atomic_write(recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys))
+    atomic_write_text(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys))
     return result
 
 

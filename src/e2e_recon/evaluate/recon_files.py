@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import filecmp
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -147,15 +145,3 @@ def csv_text(rows: list[dict[str, Any]], metric_keys: list[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

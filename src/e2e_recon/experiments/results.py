@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from e2e_recon.config import to_dict
 from e2e_recon.experiments.common import Condition, ConditionResult, Experiment
+from e2e_recon.fileio import atomic_path
 
 RESULTS_FORMAT = "e2e-recon/experiment"
 CSV_COLUMNS = (
@@ -159,13 +159,8 @@ def _condition_entry(experiment: Experiment, result: ConditionResult) -> dict[st
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # plain open: the umask applies
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def results_table(content: dict[str, Any], title: str) -> Table:

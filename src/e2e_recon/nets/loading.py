@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from e2e_recon.errors import ConfigError, ModelFormatError
+from e2e_recon.fileio import atomic_path
 from e2e_recon.nets.comparator import CaffeNet, load_alexnet, random_caffenet
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator
@@ -92,10 +93,8 @@ def save_network(
         "state_dict": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

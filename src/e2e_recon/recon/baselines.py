@@ -25,8 +25,6 @@ on single trials expects the same mean pattern with less noise.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 
 from e2e_recon.errors import DataError, ModelFormatError
 from e2e_recon.evaluate.metrics import resize_images
+from e2e_recon.fileio import atomic_path
 
 #: Format tag of the saved decoder.
 RIDGE_FORMAT = "e2e-recon/ridge"
@@ -183,15 +182,8 @@ class RidgeDecoder:
             "weights": self.weights_,
             "components": self.components_,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, **arrays)
         return path
 
     @classmethod

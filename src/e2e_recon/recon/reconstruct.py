@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from e2e_recon.data.dataset import NormStats, TestSet
 from e2e_recon.data.images import caffe_to_rgb_float
 from e2e_recon.errors import DataError, ModelFormatError
+from e2e_recon.fileio import atomic_path
 from e2e_recon.nets.generator import center_crop
 
 INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
@@ -122,10 +122,12 @@ def write_set(
     rows = []
     for i, name in enumerate(test_set.stimulus_names):
         stem = folder / name
-        _atomic(stem.with_suffix(".mat"), lambda p, i=i: _save_mat(p, images[i]))
+        with atomic_path(stem.with_suffix(".mat")) as tmp:
+            _save_mat(tmp, images[i])
         shown = Image.fromarray(display_image(images[i], clip_percent))
-        _atomic(stem.with_suffix(".tif"), lambda p, im=shown: im.save(p, format="TIFF"))
-        _atomic(stem.with_suffix(".png"), lambda p, im=shown: im.save(p, format="PNG"))
+        for suffix, image_format in ((".tif", "TIFF"), (".png", "PNG")):
+            with atomic_path(stem.with_suffix(suffix)) as tmp:
+                shown.save(tmp, format=image_format)
         rel = stem.relative_to(out_dir).as_posix()
         rows.append(
             {
@@ -153,13 +155,10 @@ def write_index(out_dir: Path, rows: Iterable[dict[str, str]]) -> Path:
         else []
     )
 
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
-            writer.writeheader()
-            writer.writerows(kept + new_rows)
-
-    _atomic(path, write)
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept + new_rows)
     return path
 
 
@@ -267,12 +266,3 @@ def _require_nonempty(test_set: TestSet) -> None:
 def _save_mat(path: Path, image: np.ndarray) -> None:
     # savemat appends ".mat" to names without it; the temporary name must keep it.
     scipy.io.savemat(path, {"gen_img": image.astype(np.float64)}, do_compression=True)
-
-
-def _atomic(path: Path, write: object) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)  # type: ignore[operator]
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -14,7 +14,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from PIL import Image
 
 from e2e_recon import __version__
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import atomic_path
 from e2e_recon.report import figures
 from e2e_recon.report.contents import (
     GridData,
@@ -443,10 +443,5 @@ def _config_section(run_dir: Path) -> str:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same folder, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
