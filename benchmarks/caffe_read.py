@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import tempfile
 import time
@@ -30,23 +29,9 @@ import numpy as np
 import torch
 
 from e2e_recon.caffe.wire import read_caffemodel_blobs, write_caffemodel
+from e2e_recon.device import cpu_info
 from e2e_recon.nets import load_generator
 from e2e_recon.nets.generator import Generator
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model and whether it has native bf16 (AVX-512 BF16 / AMX)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    flags_line = next((ln for ln in lines if ln.startswith("flags")), "")
-    flags = set(flags_line.split(":", 1)[1].split()) if flags_line else set()
-    return {
-        "cpu_model": model or platform.processor(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def published_generator_blobs(n_voxels: int, seed: int = 0) -> dict[str, list[np.ndarray]]:

@@ -17,36 +17,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from e2e_recon.device import cpu_info
 from e2e_recon.nets.efficientnet_lite import load_efficientnet_lite
 
 LITE0_DEPTHS: tuple[str, ...] = ("stage3", "stage5", "head")
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model and the bf16-relevant instruction-set flags (Linux /proc/cpuinfo)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    flags_line = next((ln for ln in lines if ln.startswith("flags")), "")
-    flags = set(flags_line.split(":", 1)[1].split()) if flags_line else set()
-    return {
-        "cpu_model": model or platform.processor(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        "amx_tile": "amx_tile" in flags,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
 
 
 def caffenet_reference() -> tuple[nn.Module | None, str]:

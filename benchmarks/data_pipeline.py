@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -29,22 +28,7 @@ from PIL import Image
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import CropSampler, load_training_set
 from e2e_recon.data.labels import id_to_name
-
-
-def cpu_info() -> dict[str, object]:
-    flags, model = "", platform.processor()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model = next(ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln)
-        flags = next(ln for ln in text.splitlines() if ln.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": model,
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx": "amx_tile" in flags,
-        "torch_threads": torch.get_num_threads(),
-    }
+from e2e_recon.device import cpu_info
 
 
 def write_subject(root: Path, n_samples: int, n_voxels: int, n_images: int) -> Path:

@@ -14,29 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from e2e_recon.device import cpu_info
 from e2e_recon.nets.generator import Generator
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model and whether it has native bf16 (AVX-512 BF16 / AMX)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    flags_line = next((ln for ln in lines if ln.startswith("flags")), "")
-    flags = set(flags_line.split(":", 1)[1].split()) if flags_line else set()
-    return {
-        "cpu_model": model or platform.processor(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def images_per_second(generator: Generator, batch: int, iters: int, bf16: bool) -> float:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from e2e_recon.device import cpu_info
 
 GOALS = {"demo": {"wall_s": 60}, "paper": {"wall_s": 600, "peak_rss_gb": 4.0}}
 
@@ -30,25 +31,6 @@ summary = simulate_subject(sys.argv[1], preset=sys.argv[2], seed=0, progress=Fal
 wall = time.perf_counter() - start
 print(json.dumps({"wall_s": round(wall, 1), "summary": summary}))
 """
-
-
-def cpu_info() -> dict:
-    """CPU model, core count and the matrix-extension flags that matter for speed."""
-    model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx": any(f.startswith("amx") for f in flags),
-    }
 
 
 def run_preset(preset: str) -> dict:

@@ -61,6 +61,8 @@ def cpu_info() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "native_bf16_flags": native,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
         "avx2": "avx2" in flags,
         "torch": torch.__version__,
     }
