@@ -233,3 +233,10 @@ def test_val_fraction_holds_out_whole_images(subject: dict[str, Path]) -> None:
     data = load_data(tiny_config(subject, "data.val_fraction=0.25"))
     assert data.val is not None and len(data.val.voxels) == 6  # 25% of 24 images
     assert np.all(data.val.n_trials == 3) and len(data.images) == 18
+
+
+def test_time_limit_stops_with_a_snapshot(subject: dict[str, Path], tmp_path: Path) -> None:
+    cfg = tiny_config(subject, "train.iters=1000", "train.max_minutes=1e-9")
+    summary = train(cfg, tmp_path / "run")
+    assert summary["iterations"] == 1 and summary["interrupted"]
+    assert ckpt_io.load_checkpoint(tmp_path / "run/checkpoints/latest.pt")["iteration"] == 1
