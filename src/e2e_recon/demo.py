@@ -146,7 +146,7 @@ def demo_summary(
         "sets": sets_summary(metrics),
         "comparator": {
             "kind": cfg.model.comparator,
-            "weights": train_summary.get("comparator_weights", cfg.model.comparator),
+            "weights": comparator_weights_label(cfg),
             "layers": list(cfg.model.feature_layers),
         },
         "evaluation_networks": [n.get("weights", "") for n in metrics.get("feature_networks", [])],
@@ -157,6 +157,14 @@ def demo_summary(
         "train": {k: v for k, v in train_summary.items() if isinstance(v, int | float | str)},
         "report": str(report_path),
     }
+
+
+def comparator_weights_label(cfg: Config) -> str:
+    """The comparator's own description of its weights (random weights say so)."""
+    from e2e_recon.nets.loading import load_comparator
+
+    path = cfg.model.comparator_path or None
+    return str(load_comparator(path, kind=cfg.model.comparator).weights_label)
 
 
 def sets_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -215,7 +215,7 @@ def comparator_label(settings: Mapping[str, Any], summary: Mapping[str, Any]) ->
     text = known.get(kind, kind or "(not set)")
     stated = summary.get("comparator")
     if isinstance(stated, dict):
-        stated = stated.get("weights_label") or stated.get("label")
+        stated = stated.get("weights") or stated.get("weights_label") or stated.get("label")
     if isinstance(stated, str) and stated and stated != kind:  # a weights label, not the kind
         text = stated
     layers = ", ".join(str(x) for x in model.get("feature_layers") or [])
