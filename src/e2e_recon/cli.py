@@ -393,22 +393,27 @@ def check_data(
     check_data_cli(subject, home=dest, images_dir=images, console=console)
 
 
+SimOpt = Annotated[
+    bool, typer.Option(help="Simulate a subject when the config names no training data.")
+]
+SimPresetOpt = Annotated[
+    str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
+]
+QuickOpt = Annotated[bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")]
+ExperimentSeedOpt = Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")]
+ExperimentRunsOpt = Annotated[Path, typer.Option(help="Parent of the experiment folder.")]
+
+
 @experiment_app.command("ablation")
 @user_errors
 def experiment_ablation(
     config: ConfigOpt = "demo",
     set_: SetOpt = None,
-    sim: Annotated[
-        bool, typer.Option(help="Simulate a subject when the config names no training data.")
-    ] = True,
-    sim_preset: Annotated[
-        str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
-    ] = "demo",
-    quick: Annotated[
-        bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")] = 0,
-    runs_dir: Annotated[Path, typer.Option(help="Parent of the experiment folder.")] = Path("runs"),
+    sim: SimOpt = True,
+    sim_preset: SimPresetOpt = "demo",
+    quick: QuickOpt = False,
+    seed: ExperimentSeedOpt = 0,
+    runs_dir: ExperimentRunsOpt = Path("runs"),
 ) -> None:
     """Train with all losses and without each one; one table and one plot.
 
@@ -431,17 +436,11 @@ def experiment_train_size(
     sizes: Annotated[
         str, typer.Option(help="Comma-separated numbers of training images (default n/8,n/4,n/2).")
     ] = "",
-    sim: Annotated[
-        bool, typer.Option(help="Simulate a subject when the config names no training data.")
-    ] = True,
-    sim_preset: Annotated[
-        str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
-    ] = "demo",
-    quick: Annotated[
-        bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")] = 0,
-    runs_dir: Annotated[Path, typer.Option(help="Parent of the experiment folder.")] = Path("runs"),
+    sim: SimOpt = True,
+    sim_preset: SimPresetOpt = "demo",
+    quick: QuickOpt = False,
+    seed: ExperimentSeedOpt = 0,
+    runs_dir: ExperimentRunsOpt = Path("runs"),
 ) -> None:
     """Accuracy against the number of training images; one table and one plot.
 

@@ -461,9 +461,22 @@ class CropSampler:
         voxels : Tensor, shape (B, V), float32
         crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
         """
+        rows, crops = self.draw(batch_size, generator)
+        return self.voxels[rows], crops
+
+    def draw(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample rows uniformly with replacement and cut a random crop of each one's image.
+
+        Returns
+        -------
+        rows : Tensor, shape (B,), int64, rows of ``voxels``
+        crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
+        """
         rows = torch.randint(len(self), (batch_size,), generator=generator)  # (B,)
         offsets = torch.randint(self.max_offset + 1, (2, batch_size), generator=generator)
-        return self.voxels[rows], self.crops(self.image_index[rows], offsets[0], offsets[1])
+        return rows, self.crops(self.image_index[rows], offsets[0], offsets[1])
 
     def crops(self, images: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor:
         """Crops of images ``images`` (B,) at offsets ``tops``, ``lefts`` (B,), in Caffe space."""

@@ -66,14 +66,12 @@ class PresentationAveragingSampler:
         crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
         """
         base = self.crops_from
-        rows = torch.randint(len(base), (batch_size,), generator=generator)  # (B,)
-        offsets = torch.randint(base.max_offset + 1, (2, batch_size), generator=generator)
-        images = base.image_index[rows]  # (B,)
-        chosen, n_used = self.choose_presentations(images, generator)  # (B, R_max), (B,)
+        rows, crops = base.draw(batch_size, generator)  # (B,), (B, 3, crop, crop)
+        chosen, n_used = self.choose_presentations(base.image_index[rows], generator)
         picked = base.voxels[chosen.clamp(min=0)]  # (B, R_max, V)
         mask = (chosen >= 0).unsqueeze(-1).to(picked.dtype)  # (B, R_max, 1)
         voxels = (picked * mask).sum(dim=1) / n_used.sqrt().unsqueeze(-1)  # sqrt(n) * mean
-        return voxels, base.crops(images, offsets[0], offsets[1])
+        return voxels, crops
 
     def choose_presentations(
         self, images: torch.Tensor, generator: torch.Generator
