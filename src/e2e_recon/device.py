@@ -106,31 +106,41 @@ def cpu_bf16_is_faster(cache_path: Path | None = None) -> bool:
     if not any(f in flags for f in _NATIVE_BF16_FLAGS):
         return False  # emulated bf16: tens of times slower, never worth probing
     path = cache_path or _default_cache_path()
-    key = f"{model}|{torch.__version__}|{torch.get_num_threads()}"
+    key = f"{model}|{torch.__version__}|{torch.get_num_threads()}|probe2"
     cached = _read_cache(path)
     if key in cached:
         return bool(cached[key]["bf16_faster"])
     fp32_s, bf16_s = _probe_seconds()
-    cached[key] = {"bf16_faster": bf16_s < 0.8 * fp32_s, "fp32_s": fp32_s, "bf16_s": bf16_s}
+    cached[key] = {"bf16_faster": bf16_s < 0.85 * fp32_s, "fp32_s": fp32_s, "bf16_s": bf16_s}
     _write_cache(path, cached)
     return bool(cached[key]["bf16_faster"])
 
 
 def _probe_seconds() -> tuple[float, float]:
-    """Time a small conv/transposed-conv/linear stack in fp32 and bf16 autocast (CPU)."""
+    """Time a small generator-like step in fp32 and bf16 autocast (CPU).
+
+    Wide fully connected layers and a transposed convolution, forward and backward:
+    the layers that dominate a training step of the published architecture. (A
+    probe of small convolutions alone found no gain where the full paper-sized step
+    ran 2.6x faster in bf16.)
+    """
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(64, 64, 3, padding=1),
+    dense = nn.Sequential(nn.Linear(2048, 2048), nn.LeakyReLU(0.3), nn.Linear(2048, 2048))
+    deconv = nn.Sequential(
         nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
-        nn.Flatten(),
-        nn.Linear(32 * 32 * 32, 256),
+        nn.LeakyReLU(0.3),
+        nn.Conv2d(32, 32, 3, padding=1),
     )
-    x = torch.randn(8, 64, 16, 16)  # (B, C, H, W)
+    x_dense = torch.randn(64, 2048)  # (B, features)
+    x_conv = torch.randn(8, 64, 32, 32)  # (B, C, H, W)
+
+    def step() -> torch.Tensor:
+        return dense(x_dense).float().sum() + deconv(x_conv).float().sum()
 
     def once(dtype: torch.dtype) -> float:
         start = time.perf_counter()
         with autocast(torch.device("cpu"), dtype):
-            net(x).float().sum().backward()
+            step().backward()
         return time.perf_counter() - start
 
     once(torch.float32), once(torch.bfloat16)  # warm-up: kernel selection, allocations
