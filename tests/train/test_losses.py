@@ -69,3 +69,28 @@ def test_warmup_ramps_feature_and_adversarial_only() -> None:
     half = losses.weights_at(base, 4, 10)
     assert (half.image, half.feature, half.adversarial) == pytest.approx((2e-6, 0.005, 50.0))
     assert losses.weights_at(base, 50, 10) == base
+
+
+def test_mean_image_weighting_survives_the_no_image_ablation() -> None:
+    import math
+
+    from e2e_recon.train.losses import LossWeights, normalised_weights
+
+    on = normalised_weights(LossWeights(2e-6, 0.1, 0.01), 1e7, 1e5)
+    assert on.feature == pytest.approx(0.1 * 2e-6 * 1e7 / 1e5)
+    assert on.adversarial == pytest.approx(0.01 * 2e-6 * 1e7 / math.log(2.0))
+    off = normalised_weights(LossWeights(0.0, 0.1, 0.01), 1e7, 1e5)
+    assert off.image == 0.0
+    assert (off.feature, off.adversarial) == pytest.approx((on.feature, on.adversarial))
+
+
+def test_all_weights_zero_is_refused() -> None:
+    from e2e_recon.config import load_config
+    from e2e_recon.errors import ConfigError
+    from e2e_recon.train.setup import loss_weights
+
+    cfg = load_config(
+        "demo", ["loss.image_weight=0", "loss.feature_weight=0", "loss.adversarial_weight=0"]
+    )
+    with pytest.raises(ConfigError, match="all 0"):
+        loss_weights(cfg)

@@ -123,13 +123,18 @@ def weights_at(base: LossWeights, iteration: int, warmup_iters: int) -> LossWeig
     return LossWeights(base.image, base.feature * ramp, base.adversarial * ramp)
 
 
+#: The image-loss weight of the published recipe (Caffe convention).
+PUBLISHED_IMAGE_WEIGHT = 2e-6
+
+
 def normalised_weights(
     base: LossWeights, image_at_mean: float, feature_at_mean: float
 ) -> LossWeights:
     """Weights with feature and adversarial terms expressed relative to the image term.
 
     ``loss.weighting: mean_image``: the configured feature and adversarial weights are
-    read as fractions of the weighted image loss of the mean training image, so that
+    read as fractions of the weighted image loss of the mean training image (with the
+    published image weight when the image term is switched off), so that
     ``feature = 0.1`` makes the feature term 10% of the image term at that point
     (the constant output every generator passes through early in training). The
     adversarial reference is ln 2, its value for an undecided discriminator.
@@ -141,7 +146,9 @@ def normalised_weights(
     image_at_mean, feature_at_mean : float
         Unweighted per-sample losses of the mean image (see ``train.priors``).
     """
-    reference = base.image * image_at_mean
+    # With the image term switched off (an ablation), the other terms keep the size they
+    # have beside the published image weight instead of vanishing with it.
+    reference = (base.image or PUBLISHED_IMAGE_WEIGHT) * image_at_mean
     feature = base.feature * reference / feature_at_mean if feature_at_mean > 0 else 0.0
     return LossWeights(base.image, feature, base.adversarial * reference / math.log(2.0))
 

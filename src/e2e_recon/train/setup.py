@@ -92,7 +92,13 @@ def small_data_advice(cfg: Config, n_samples: int) -> str | None:
 
 def loss_weights(cfg: Config) -> LossWeights:
     """The configured loss weights (as written; see :func:`effective_weights`)."""
-    return LossWeights(cfg.loss.image_weight, cfg.loss.feature_weight, cfg.loss.adversarial_weight)
+    loss = cfg.loss
+    if loss.image_weight == loss.feature_weight == loss.adversarial_weight == 0:
+        raise ConfigError(
+            "loss.image_weight, loss.feature_weight and loss.adversarial_weight are all 0: "
+            "the generator would learn nothing; keep at least one above 0"
+        )
+    return LossWeights(loss.image_weight, loss.feature_weight, loss.adversarial_weight)
 
 
 def effective_weights(cfg: Config, image_at_mean: float, feature_at_mean: float) -> LossWeights:
