@@ -50,3 +50,14 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (out / "report" / "index.html").is_file()
     assert (out / "generator.pt").is_file()
     assert "Demo summary" in result.output
+
+
+@pytest.mark.slow
+def test_quick_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    summaries = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        summaries.append(json.loads((out / "summary.json").read_text())["sets"])
+    assert summaries[0] == summaries[1]
