@@ -13,18 +13,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.home import (
-    IMAGE_SUFFIXES,
     IMAGES_DIR,
     SESSIONS,
     data_home,
     normalize_subject,
     resolve_subject_files,
 )
-from e2e_recon.data.labels import id_to_name
+from e2e_recon.data.labels import IMAGE_SUFFIXES, id_to_name, stimulus_ids_of
 
 SHOWN_MISSING = 10
 
@@ -35,12 +32,7 @@ def stimulus_names(path: Path) -> list[str]:
     The id comes from the ``stimulus_id`` key when the file has one, else from
     ``Label`` (its second column when it has several, as the reference code reads it).
     """
-    bdata = BData(path)
-    ids = (
-        bdata.get("stimulus_id") if "stimulus_id" in bdata.metadata_keys else bdata.select("Label")
-    )
-    column = ids[:, 1] if ids.shape[1] > 1 else ids[:, 0]  # (n_samples,)
-    unique_ids = list(dict.fromkeys(np.asarray(column, dtype=np.float64).tolist()))
+    unique_ids = list(dict.fromkeys(stimulus_ids_of(BData(path)).tolist()))
     return [id_to_name(float(stim_id)) for stim_id in unique_ids]
 
 

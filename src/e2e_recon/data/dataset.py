@@ -33,7 +33,7 @@ from e2e_recon.data.images import (
     crops_bgr_uint8_to_caffe,
     find_image_files,
 )
-from e2e_recon.data.labels import id_to_name
+from e2e_recon.data.labels import id_to_name, stimulus_ids_of
 from e2e_recon.errors import DataError
 
 __all__ = [
@@ -172,20 +172,6 @@ def set_name_from_path(path: PathLike) -> str:
         if marker in stem:
             return name
     return stem
-
-
-def stimulus_ids_of(bdata: BData) -> np.ndarray:
-    """Per-sample stimulus ids, shape (n_samples,), float64 (see module docstring)."""
-    if "stimulus_id" in bdata.metadata_keys:
-        ids = bdata.get("stimulus_id")
-    elif "Label" in bdata.metadata_keys:
-        ids = bdata.select("Label")
-    else:
-        raise DataError(
-            f"{bdata.path}: no 'stimulus_id' or 'Label' key; cannot tell which image each "
-            f"sample shows. Keys in the file: {', '.join(bdata.metadata_keys[:30])}."
-        )
-    return np.ascontiguousarray(ids[:, 1] if ids.shape[1] > 1 else ids[:, 0], dtype=np.float64)
 
 
 def _read_roi(bdata: BData, roi: str) -> tuple[np.ndarray, np.ndarray | None]:

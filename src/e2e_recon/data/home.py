@@ -64,7 +64,6 @@ MODEL_FILES: dict[str, str] = {
 CAFFENET_FILE = "bvlc_reference_caffenet.caffemodel"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm")
 
 _SUBJECT_PATTERN = re.compile(r"^(?:sub-?)?0*(\d{1,2})$", re.IGNORECASE)
 

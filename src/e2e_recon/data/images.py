@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 
 #: Per-channel means subtracted in Caffe space, in BGR order.
@@ -225,7 +226,6 @@ def crops_bgr_uint8_to_caffe(
 
 #: Bumped whenever the cached pixels would change for the same inputs.
 _CACHE_FORMAT = 1
-_IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
 
 def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
@@ -273,7 +273,7 @@ def _index_image_files(folder: Path) -> dict[str, Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(root) / name
-            if path.suffix.lower() in _IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(path.stem, path)
     return by_stem
 

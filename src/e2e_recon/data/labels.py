@@ -10,11 +10,19 @@ float32 ``1518878.005958`` becomes ``1518878.0`` and names collide.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from e2e_recon.errors import DataError
+
+if TYPE_CHECKING:
+    from e2e_recon.data.bdata import BData
+
+#: File extensions accepted for stimulus images (lower case).
+IMAGE_SUFFIXES = frozenset(
+    {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+)
 
 __all__ = ["id_to_name", "name_to_id"]
 
@@ -83,3 +91,21 @@ def name_to_id(name: str) -> float:
             "underscore, image number of at most 6 digits); cannot turn it into a stimulus id."
         )
     return float(f"{int(match.group(1))}.{int(match.group(2)):06d}")
+
+
+def stimulus_ids_of(bdata: BData) -> np.ndarray:
+    """Per-sample stimulus ids of a BData file, shape (n_samples,), float64.
+
+    From the ``stimulus_id`` key when the file has one, else from ``Label`` (its
+    second column when it has several, as the reference code reads it).
+    """
+    if "stimulus_id" in bdata.metadata_keys:
+        ids = bdata.get("stimulus_id")
+    elif "Label" in bdata.metadata_keys:
+        ids = bdata.select("Label")
+    else:
+        raise DataError(
+            f"{bdata.path}: no 'stimulus_id' or 'Label' key; cannot tell which image each "
+            f"sample shows. Keys in the file: {', '.join(bdata.metadata_keys[:30])}."
+        )
+    return np.ascontiguousarray(ids[:, 1] if ids.shape[1] > 1 else ids[:, 0], dtype=np.float64)

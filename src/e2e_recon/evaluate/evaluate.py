@@ -46,6 +46,7 @@ from e2e_recon.evaluate.metrics import (
     ssim_scores,
 )
 from e2e_recon.fileio import atomic_write_text
+from e2e_recon.recon.reconstruct import read_index
 
 METRICS_FORMAT = "e2e-recon/metrics"
 #: Feature networks known by name: name -> (column label, EfficientNet-Lite variant).
@@ -173,7 +174,7 @@ def evaluate_recon(
     """
     recon_dir = Path(recon_dir)
     images_dir = Path(images_dir) if images_dir is not None else recon_dir / "stimuli"
-    rows = files.read_index(recon_dir / "index.csv")
+    rows = read_index(recon_dir / "index.csv")
     files.check_listed_files(recon_dir, rows)
     stimulus_paths = files.find_stimuli(images_dir, sorted({r["stimulus_name"] for r in rows}))
     torch_device = resolve_device(device)

@@ -13,28 +13,12 @@ import scipy.io
 from PIL import Image
 
 from e2e_recon.data.images import center_crop_uint8, load_image
+from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.evaluate.metrics import resize_images
 
-INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
 STIMULUS_RESIZE_PX = 248  # training images were resized to this before cropping
 STIMULUS_CROP_PX = 227  # the region a 227 px reconstruction depicts
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
-
-
-def read_index(path: Path) -> list[dict[str, str]]:
-    """Rows of ``index.csv`` as dicts; DataError if it is missing, empty or lacks columns."""
-    if not path.is_file():
-        raise DataError(f"{path} not found: run 'e2e-recon reconstruct --out {path.parent}' first")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"{path}: columns {missing} missing; expected {list(INDEX_COLUMNS)}")
-    if not rows:
-        raise DataError(f"{path} lists no reconstructions")
-    return rows
 
 
 def check_listed_files(recon_dir: Path, rows: list[dict[str, str]]) -> None:

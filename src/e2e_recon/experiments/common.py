@@ -130,7 +130,7 @@ def _simulate(experiment: Experiment, preset: str, progress: bool) -> dict[str, 
 def count_training_images(cfg: Config) -> int:
     """Whole images available for training (all distinct stimuli minus the held-out ones)."""
     from e2e_recon.data.bdata import BData
-    from e2e_recon.data.dataset import stimulus_ids_of
+    from e2e_recon.data.labels import stimulus_ids_of
 
     n_images = int(np.unique(stimulus_ids_of(BData(cfg.data.train_fmri))).size)
     return n_images - cfg.data.val_images

@@ -163,14 +163,17 @@ def write_index(out_dir: Path, rows: Iterable[dict[str, str]]) -> Path:
 
 
 def read_index(path: Path) -> list[dict[str, str]]:
-    """Rows of a reconstruction ``index.csv``."""
+    """Rows of a reconstruction ``index.csv``; DataError if missing, empty or lacking columns."""
     if not path.is_file():
-        raise DataError(f"{path} does not exist: run 'e2e-recon reconstruct' first")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = set(INDEX_COLUMNS) - set(rows[0]) if rows else set()
+        raise DataError(f"{path} not found: run 'e2e-recon reconstruct --out {path.parent}' first")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise DataError(f"{path} lacks the columns {sorted(missing)}")
+        raise DataError(f"{path}: columns {missing} missing; expected {list(INDEX_COLUMNS)}")
+    if not rows:
+        raise DataError(f"{path} lists no reconstructions")
     return rows
 
 

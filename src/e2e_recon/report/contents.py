@@ -21,12 +21,12 @@ from PIL import Image
 
 from e2e_recon.config import Config, to_dict
 from e2e_recon.data.images import center_crop_uint8, load_image
+from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
 
 SET_ORDER = ("natural", "shapes", "letters")
 THUMBNAIL_PX = 112  # embedded size: sharp at the 90 px shown, and a paper-sized page stays small
-_IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ def _image_lookup(images_dir: Path) -> dict[str, Path]:
     """File stem -> path of every image under ``images_dir`` (searched recursively)."""
     lookup: dict[str, Path] = {}
     for path in sorted(images_dir.rglob("*")):
-        if path.suffix.lower() in _IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
             lookup.setdefault(path.stem, path)
     return lookup
 

@@ -50,7 +50,7 @@ def val_image_count(cfg: Config) -> int:
     if d.val_images or d.val_fraction <= 0.0:
         return d.val_images
     from e2e_recon.data.bdata import BData
-    from e2e_recon.data.dataset import stimulus_ids_of
+    from e2e_recon.data.labels import stimulus_ids_of
 
     n_images = np.unique(stimulus_ids_of(BData(d.train_fmri))).size
     return max(2, round(d.val_fraction * n_images))
