@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,26 +32,7 @@ import numpy as np
 
 GOAL = "end-to-end >= ridge + 0.03 pixel identification, and above ridge on Lite2 features"
 SIM_PRESET = "small"
-DEFAULT_SNR = 1.0
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model and the matrix-extension flags that matter for speed."""
-    model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx": any(f.startswith("amx") for f in flags),
-    }
+DEFAULT_SNR = 0.25
 
 
 def subject_dir(root: Path, seed: int, snr: float) -> tuple[Path, dict[str, Any]]:
@@ -165,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from e2e_recon.device import cpu_info
+
     torch.set_num_threads(args.threads)
     variants = parse_variants(args.variant)
     if args.only_variants and len(variants) > 1:
@@ -205,7 +186,6 @@ def main(argv: list[str] | None = None) -> None:
                 "goal": GOAL,
                 "simulation": {"preset": SIM_PRESET, "snr": args.snr},
                 "minutes_per_run": args.minutes,
-                "torch_threads": args.threads,
                 "variants": variants,
                 "mean_over_seeds": average(per_seed),
                 "per_seed": runs_info,

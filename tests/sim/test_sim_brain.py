@@ -39,7 +39,10 @@ def test_noiseless_responses_depend_on_the_image(model) -> None:
     np.testing.assert_allclose(again, drive[:2], rtol=1e-5, atol=1e-6)
     corr = np.corrcoef(drive - drive.mean(axis=0))
     off_diagonal = corr[~np.eye(24, dtype=bool)]
-    assert off_diagonal.max() < 0.95  # different images, different patterns
+    # Different images, different patterns: no two alike, most pairs far apart (two
+    # crops of one photograph with similar luminance may correlate highly).
+    assert off_diagonal.max() < 0.98
+    assert np.median(np.abs(off_diagonal)) < 0.4
 
 
 def test_receptive_fields_are_retinotopic(model) -> None:

@@ -60,6 +60,11 @@ def test_letters_are_rendered_with_a_truetype_font() -> None:
     assert (dark > 10).all()  # every letter has ink
     flat = letters.images.reshape(10, -1).astype(float)
     assert len({tuple(np.round(r[::7])) for r in flat}) == 10  # all different
+    large = stimuli.letters(64).images.mean(axis=3)  # (10, 64, 64)
+    border = np.concatenate([large[:, :2].ravel(), large[:, -2:].ravel()])
+    assert np.abs(border - 128).max() < 3  # large glyphs, but none clipped at the top/bottom
+    ink_height = (large < 60).any(axis=2).sum(axis=1)
+    assert (ink_height[[0, 3, 8]] > 0.55 * 64).all()  # A, I, T: cap height over half the side
 
 
 def test_dead_leaves_have_many_colours_and_edges() -> None:

@@ -126,7 +126,9 @@ def test_presentation_averaging_means_k_presentations_of_one_image(
     assert torch.all(single.choose_presentations(images, gen)[1] == 1)
 
 
-def _first_adam_moments(subject: dict[str, Path], *extra: str) -> dict[str, torch.Tensor]:
+def _first_adam_moments(
+    subject: dict[str, Path], *extra: str, adversarial: bool = True
+) -> dict[str, torch.Tensor]:
     """Adam's first moment after one generator step = the gradient (plus L2 decay) it saw."""
     from e2e_recon.train.balance import BalanceState
     from e2e_recon.train.distributed import DistInfo
@@ -134,13 +136,38 @@ def _first_adam_moments(subject: dict[str, Path], *extra: str) -> dict[str, torc
     cfg = tiny_config(subject, "loss.feature_weight=0", "loss.adversarial_weight=0", *extra)
     nets = build_nets(cfg, 48, torch.device("cpu"), DistInfo())
     opt = build_optimisers(cfg, nets, torch.device("cpu"))
-    settings = StepSettings(63, ("conv1",), torch.device("cpu"))
+    settings = StepSettings(63, ("conv1",), torch.device("cpu"), adversarial=adversarial)
     voxels = torch.randn(4, 48, generator=torch.Generator().manual_seed(1))  # (B, V)
     real = torch.randn(4, 3, 63, 63, generator=torch.Generator().manual_seed(2)) * 50
     weights = losses.LossWeights(2e-6, 0, 0)
     training_step(nets, opt, voxels, real, BalanceState(), weights, settings)
     state = opt.generator.state
     return {n: state[p]["exp_avg"] for n, p in nets.generator.named_parameters() if p in state}
+
+
+def test_zero_adversarial_weight_skips_the_discriminator(
+    subject: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from e2e_recon.nets.discriminator import Discriminator
+
+    with_d = _first_adam_moments(subject)
+    without_d = _first_adam_moments(subject, adversarial=False)
+    for name in with_d:  # a zero-weight term adds no gradient either way
+        torch.testing.assert_close(with_d[name], without_d[name])
+    calls: list[int] = []
+    original = Discriminator.forward
+
+    def counting_forward(self: Discriminator, x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return original(self, x)
+
+    monkeypatch.setattr(Discriminator, "forward", counting_forward)
+    train(tiny_config(subject, "train.iters=2", "loss.adversarial_weight=0"), tmp_path / "a")
+    assert calls == []
+    rows = read_stats(tmp_path / "a" / "stats.jsonl")
+    assert all(r["adversarial"] == 0 and r["loss_d"] == 0 for r in rows if "adversarial" in r)
+    train(tiny_config(subject, "train.iters=2"), tmp_path / "b")
+    assert calls  # with a weight, the discriminator runs
 
 
 def test_first_layer_l2_changes_only_the_first_layer_gradient(subject: dict[str, Path]) -> None:

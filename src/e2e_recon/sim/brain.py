@@ -56,12 +56,14 @@ class AreaSpec:
 
 
 AREAS: tuple[AreaSpec, ...] = (
-    # Luminance and colour weights are small next to contrast energy (weight ~1): BOLD
-    # responses are dominated by contrast; larger values make pixels too easy to decode.
-    AreaSpec("V1", 0.16, 0.20, 0.10, 0.50, 1.00, 0.06, 0.03, 1.00),
-    AreaSpec("V2", 0.15, 0.30, 0.15, 0.40, 0.80, 0.06, 0.03, 1.00),
-    AreaSpec("V3", 0.12, 0.40, 0.25, 0.35, 0.65, 0.045, 0.036, 0.90),
-    AreaSpec("hV4", 0.08, 0.60, 0.40, 0.30, 0.50, 0.03, 0.09, 0.80),
+    # Luminance and colour weights are below contrast energy's (weight ~1): BOLD is
+    # dominated by contrast. With weights 4x smaller, black letters on grey were
+    # undecodable by a ridge decoder trained on natural images (chance even for
+    # noiseless letter responses), unlike real recordings.
+    AreaSpec("V1", 0.16, 0.20, 0.10, 0.50, 1.00, 0.24, 0.12, 1.00),
+    AreaSpec("V2", 0.15, 0.30, 0.15, 0.40, 0.80, 0.24, 0.12, 1.00),
+    AreaSpec("V3", 0.12, 0.40, 0.25, 0.35, 0.65, 0.18, 0.144, 0.90),
+    AreaSpec("hV4", 0.08, 0.60, 0.40, 0.30, 0.50, 0.12, 0.36, 0.80),
     AreaSpec("HVC", 0.49, 2.50, 0.50, 0.40, 0.40, 0.00, 0.00, 0.75),
 )
 EARLY = ("V1", "V2", "V3", "hV4")

@@ -82,6 +82,11 @@ COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("white", (255, 255, 255)),
     ("black", (0, 0, 0)),
 )
+#: Letter font size and extra stroke width, as fractions of the image side.
+LETTER_SIZE = 0.9
+LETTER_STROKE = 0.025
+BLACK = (0, 0, 0)
+
 #: The ten letters of the letter session.
 LETTERS: str = "ACEINORSTU"
 
@@ -435,10 +440,12 @@ def letters(size_px: int) -> StimulusSet:
     for letter in LETTERS:
 
         def draw_fn(draw: ImageDraw.ImageDraw, n: int, letter: str = letter) -> None:
-            font = find_font(round(0.7 * n))
-            left, top, right, bottom = draw.textbbox((0, 0), letter, font=font)
+            # Large, heavy glyphs (cap height ~0.65 of the image, strokes ~0.15): thin
+            # small letters leave most voxels on the grey background.
+            font, stroke = find_font(round(LETTER_SIZE * n)), round(LETTER_STROKE * n)
+            left, top, right, bottom = draw.textbbox((0, 0), letter, font=font, stroke_width=stroke)
             origin = ((n - (right + left)) / 2, (n - (bottom + top)) / 2)  # centre the ink
-            draw.text(origin, letter, font=font, fill=(0, 0, 0))
+            draw.text(origin, letter, font=font, fill=BLACK, stroke_width=stroke, stroke_fill=BLACK)
 
         images.append(_supersampled(size_px, draw_fn))
         ids.append(float(f"{LETTER_SYNSET}.{ord(letter):06d}"))

@@ -141,7 +141,14 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
     if replaced and info.is_main:
         get_logger().info("first layer: %d rows from %s", replaced, cfg.model.first_layer_init)
     layers = tuple(cfg.model.feature_layers)
-    settings = StepSettings(cfg.data.crop_px, layers, device, dtype, cfg.model.input_dropout)
+    settings = StepSettings(
+        cfg.data.crop_px,
+        layers,
+        device,
+        dtype,
+        cfg.model.input_dropout,
+        adversarial=cfg.loss.adversarial_weight != 0.0,
+    )
     grid = None
     if info.is_main and cfg.train.grid_every_iters > 0:
         grid = GridPatterns.from_data(cfg, data)
@@ -223,10 +230,12 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             run.balance = update_balance(run.balance, ratio, limits)
             # 4. Learning-rate schedules advance once per iteration.
             run.opt.generator_schedule.step()
-            run.opt.discriminator_schedule.step()
+            if run.settings.adversarial:  # a discriminator that never steps keeps its lr
+                run.opt.discriminator_schedule.step()
             run.iteration += 1
             # 5. Logging, grids, snapshots.
-            row = {**last, "ratio": ratio, "train_d": state_used.train_d}
+            trained_d = state_used.train_d and run.settings.adversarial
+            row = {**last, "ratio": ratio, "train_d": trained_d}
             row |= {"train_g": state_used.train_g} | _validate(run)
             early = run.early_stopped = _early_stop(run)
             _after_iteration(run, recorder, row, stopping or early)

@@ -64,6 +64,9 @@ class StepSettings:
     device: torch.device
     dtype: torch.dtype = torch.float32  # autocast dtype; losses stay float32
     input_dropout: float = 0.0
+    # False when the configured adversarial weight is 0: the discriminator is then
+    # neither trained nor run, which more than doubles CPU iterations per second.
+    adversarial: bool = True
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -146,7 +149,12 @@ def training_step(
         fake = center_crop(g_net(voxels), settings.crop_px)  # (B, 3, crop, crop)
 
     # 3. Discriminator step: real labelled 0 and generated labelled 1, in one batch.
-    d_real, d_fake = discriminator_step(nets, opt, real, fake.detach(), balance.train_d, settings)
+    if settings.adversarial:
+        d_real, d_fake = discriminator_step(
+            nets, opt, real, fake.detach(), balance.train_d, settings
+        )
+    else:  # no adversarial term: zero losses give a balance ratio of 1 (both train)
+        d_real = d_fake = torch.zeros((), device=real.device)
 
     # 4. Generator step: feature + image + adversarial (label "real") losses, through the
     #    frozen comparator and the (just updated) discriminator into the generator only.
@@ -204,10 +212,14 @@ def generator_step(
     layers = settings.feature_layers
     with frozen(nets.discriminator), torch.set_grad_enabled(train_g):
         with autocast(settings.device, settings.dtype):
-            logits = nets.discriminator_frozen(fake)  # (B, 2)
+            if settings.adversarial:
+                logits = nets.discriminator_frozen(fake)  # (B, 2)
             fake_features = nets.comparator_run(fake, layers=layers) if real_features else {}
-        adversarial = losses.adversarial_loss(logits, losses.REAL_LABEL)  # (B,)
         image = losses.image_loss(fake, real)  # (B,)
+        if settings.adversarial:
+            adversarial = losses.adversarial_loss(logits, losses.REAL_LABEL)  # (B,)
+        else:
+            adversarial = torch.zeros_like(image)
         if real_features:
             feature = losses.feature_loss(fake_features, real_features, layers)  # (B,)
         else:
