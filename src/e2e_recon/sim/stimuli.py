@@ -440,7 +440,7 @@ def letters(size_px: int) -> StimulusSet:
     for letter in LETTERS:
 
         def draw_fn(draw: ImageDraw.ImageDraw, n: int, letter: str = letter) -> None:
-            # Large, heavy glyphs (cap height about 0.65 of the side): thin,
+            # Large, heavy glyphs (ink about 0.7 of the side high): thin,
             # small letters leave most voxels on the grey background.
             font, stroke = find_font(round(LETTER_SIZE * n)), round(LETTER_STROKE * n)
             left, top, right, bottom = draw.textbbox((0, 0), letter, font=font, stroke_width=stroke)
