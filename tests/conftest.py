@@ -30,6 +30,12 @@ TINY_RUN_OVERRIDES = (
 
 
 @pytest.fixture(scope="session")
+def tiny_run_overrides() -> tuple[str, ...]:
+    """:data:`TINY_RUN_OVERRIDES`, for test modules (which cannot import a conftest)."""
+    return TINY_RUN_OVERRIDES
+
+
+@pytest.fixture(scope="session")
 def tiny_subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A simulated subject at the ``tiny`` preset (made once per test session)."""
     from e2e_recon.sim.subject import simulate_subject

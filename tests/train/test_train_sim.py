@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,29 +16,21 @@ from e2e_recon.train.stats import read_stats
 
 
 @pytest.mark.slow
-def test_tiny_simulated_subject_trains_snapshots_and_resumes(tmp_path: Path) -> None:
-    simulate = pytest.importorskip("e2e_recon.sim.subject").simulate_subject
-    summary = simulate(tmp_path / "subject", preset="tiny", progress=False)
+def test_tiny_simulated_subject_trains_snapshots_and_resumes(
+    tiny_subject: dict[str, Any], tiny_run_overrides: tuple[str, ...], tmp_path: Path
+) -> None:
+    summary = tiny_subject
     cfg = load_config(
         "paper",
         [
             f"data.train_fmri='{summary['files']['training']}'",
             f"data.test_fmri=['{summary['files']['test']}']",
             f"data.images_dir='{Path(summary['images_dir']) / 'training'}'",
-            "data.image_size_px=64",  # the tiny preset's 32 px images, upscaled
+            *tiny_run_overrides,
+            "data.image_size_px=64",
             "data.crop_px=63",  # the smallest crop the discriminator accepts
-            "model.fc_width=64",
-            "model.output_size_px=64",
-            "model.base_channels=16",
-            "model.comparator=efficientnet-lite0",
-            "model.feature_layers=[stage2]",
-            "train.batch_size=8",
             "train.iters=4",
             "train.snapshot_every_iters=2",
-            "train.log_every_iters=1",
-            "train.grid_every_iters=0",
-            "train.device=cpu",
-            "train.precision=fp32",
         ],
     )
     run_dir = tmp_path / "run"
