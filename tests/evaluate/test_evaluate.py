@@ -172,3 +172,19 @@ def test_default_feature_network_is_efficientnet_lite2(tmp_path: Path) -> None:
     assert net["label"] == "effnet-lite2" and "EfficientNet-Lite2" in net["weights"]
     assert len(net["layers"]) == 2
     assert result["results"][0]["scores"]["effnet-lite2/head"]["mean"] is not None
+
+
+def test_reconstructions_are_scored_as_display_images(tmp_path: Path) -> None:
+    """A reconstruction right in shape but shifted below 0 and stretched (as the generator
+    gives for inputs unlike its training set) scores as its display image does, not as
+    what is left of it after clipping the raw values to 0-255."""
+    recon_dir, images_dir = _make_folder(tmp_path, {"letters": 5})
+    plain = evaluate_recon(recon_dir, images_dir, resolution_px=None, feature_nets=(), n_boot=20)
+    for mat in (recon_dir / "e2e" / "letters").glob("*.mat"):
+        raw = scipy.io.loadmat(mat)["gen_img"]
+        scipy.io.savemat(mat, {"gen_img": 3.0 * raw - 700.0})  # nearly every value < 0
+    shifted = evaluate_recon(recon_dir, images_dir, resolution_px=None, feature_nets=(), n_boot=20)
+    before, after = plain["results"][0]["scores"], shifted["results"][0]["scores"]
+    assert after["pixid"]["mean"] == 1.0
+    assert after["pixcorr"]["mean"] == pytest.approx(before["pixcorr"]["mean"], abs=0.01)
+    assert "display image" in shifted["settings"]["reconstruction_values"]

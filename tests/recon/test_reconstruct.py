@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from e2e_recon.cli import app
 from e2e_recon.config import load_config
 from e2e_recon.data.dataset import load_test_set
+from e2e_recon.data.images import display_image
 from e2e_recon.errors import DataError
 from e2e_recon.nets.generator import Generator
 from e2e_recon.recon.reconstruct import (
     ReconModel,
-    display_image,
     generate,
     load_recon_models,
     read_index,

@@ -159,6 +159,29 @@ def center_crop_uint8(images: np.ndarray, crop_px: int) -> np.ndarray:
     return images[..., top : top + crop_px, left : left + crop_px, :]
 
 
+def display_image(rgb: np.ndarray, clip_percent: float = 0.04) -> np.ndarray:
+    """The published display conversion: clip the most extreme values, stretch to 0-255.
+
+    This is how reconstructions become the 8-bit images that are shown and scored
+    (the lab's evaluation reads these TIFFs, not the raw ``gen_img`` arrays).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), float
+    clip_percent : float
+        Percent of all pixel values clipped in total, half at each end.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), uint8
+    """
+    low, high = np.percentile(rgb, [clip_percent / 2, 100 - clip_percent / 2])
+    if high <= low:
+        return np.zeros(rgb.shape, dtype=np.uint8)
+    stretched = (np.clip(rgb, low, high) - low) / (high - low) * 255.0
+    return np.round(stretched).astype(np.uint8)
+
+
 def random_crop_uint8(image: np.ndarray, crop_px: int, rng: np.random.Generator) -> np.ndarray:
     """One random crop (uniform offset, no mirroring) of a channels-last image (S, S, 3)."""
     height, width = image.shape[-3], image.shape[-2]

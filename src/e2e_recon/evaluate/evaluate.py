@@ -13,8 +13,10 @@ subfolder), and computes per image and per (set, method):
 
 The stimulus is prepared as the generator was trained: resized to 248 px
 (bilinear), centre 227 px, resized again if a reconstruction has another size.
-Reconstructions are the raw ``gen_img`` arrays of the ``.mat`` files (the
-``.png`` when no ``.mat`` is listed) clipped to 0-255.
+Reconstructions are scored as display images: the raw ``gen_img`` array of each
+``.mat`` file through the published display conversion (0.04% of extreme values
+clipped, stretched to 0-255; the image saved as TIFF), or the ``.png`` when no
+``.mat`` is listed.
 """
 
 from __future__ import annotations
@@ -347,7 +349,8 @@ def _settings(
         "images_dir": str(images_dir),
         "stimulus_preparation": f"resize {stimulus_px[0]} px (bilinear), centre "
         f"{stimulus_px[1]} px, bicubic to the reconstruction size if it differs",
-        "reconstruction_values": "raw gen_img of the .mat (else the .png), clipped to 0-255",
+        "reconstruction_values": "display image: gen_img of the .mat with the 0.04% most "
+        "extreme values clipped and stretched to 0-255 (as saved to .tif); else the .png",
         "pixel_identification": "Pearson correlation, ties count as failures (bdpy definition)",
         "common_resolution_px": resolution_px,
         "ssim": SSIM_SETTINGS,

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from e2e_recon.data.images import center_crop_uint8, load_image
+from e2e_recon.data.images import center_crop_uint8, display_image, load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.evaluate.metrics import resize_images
@@ -79,7 +79,7 @@ def group_rows(rows: list[dict[str, str]]) -> dict[str, dict[str, list[dict[str,
 
 
 def load_recons(recon_dir: Path, rows: list[dict[str, str]]) -> np.ndarray:
-    """Reconstructions of index rows of one set, (N, S, S, 3) float64 RGB clipped to 0-255."""
+    """Reconstructions of index rows of one set as display images, (N, S, S, 3) float64 RGB."""
     images = [load_recon(recon_dir, row) for row in rows]
     sizes = sorted({image.shape for image in images})
     if len(sizes) > 1:
@@ -88,19 +88,33 @@ def load_recons(recon_dir: Path, rows: list[dict[str, str]]) -> np.ndarray:
 
 
 def load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
-    """(S, S, 3) float64 RGB of one index row, clipped to 0-255."""
+    """(S, S, 3) float64 RGB display image of one index row, 0-255.
+
+    A ``.mat`` holds the raw generator output, which can lie far outside 0-255 (the
+    test-time scaling by sqrt(n) raises its contrast, and an input unlike the training
+    set can shift all of it below 0). It is turned into the image that is shown and
+    saved as TIFF, with the published display conversion (the most extreme 0.04% of
+    values clipped, then stretched to 0-255): that image is what the literature scores.
+    Clipping the raw values to 0-255 instead would erase a reconstruction that is
+    right in shape but shifted in brightness. A ``.png`` is already a display image.
+    """
     path = recon_dir / (row["mat"] or row["png"])
     try:
         if path.suffix.lower() == ".mat":
-            image = np.asarray(scipy.io.loadmat(path)["gen_img"], dtype=np.float64)
+            raw = np.asarray(scipy.io.loadmat(path)["gen_img"], dtype=np.float64)
+            image = display_image(raw) if _is_rgb_square(raw) else raw
         else:
             with Image.open(path) as img:
-                image = np.asarray(img.convert("RGB"), dtype=np.float64)
+                image = np.asarray(img.convert("RGB"))
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the reconstruction ({exc})") from exc
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
+    if not _is_rgb_square(image):
         raise DataError(f"{path}: reconstruction has shape {image.shape}; expected (S, S, 3)")
-    return np.clip(image, 0.0, 255.0)
+    return image.astype(np.float64)
+
+
+def _is_rgb_square(image: np.ndarray) -> bool:
+    return image.ndim == 3 and image.shape[2] == 3 and image.shape[0] == image.shape[1]
 
 
 def load_stimuli(

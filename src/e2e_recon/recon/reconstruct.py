@@ -24,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from e2e_recon.data.dataset import NormStats, TestSet
-from e2e_recon.data.images import caffe_to_rgb_float
+from e2e_recon.data.images import caffe_to_rgb_float, display_image
 from e2e_recon.errors import DataError, ModelFormatError
 from e2e_recon.fileio import atomic_path
 from e2e_recon.nets.generator import center_crop
@@ -87,26 +87,6 @@ def generate(
         images = center_crop(net(x.float()), model.crop_px)  # (B, 3, crop, crop), Caffe space
         outputs.append(caffe_to_rgb_float(images.float().cpu().numpy()))
     return np.concatenate(outputs, axis=0)
-
-
-def display_image(rgb: np.ndarray, clip_percent: float = 0.04) -> np.ndarray:
-    """The published display conversion: clip the most extreme values, stretch to 0-255.
-
-    Parameters
-    ----------
-    rgb : ndarray, shape (H, W, 3), float
-    clip_percent : float
-        Percent of all pixel values clipped in total, half at each end.
-
-    Returns
-    -------
-    ndarray, shape (H, W, 3), uint8
-    """
-    low, high = np.percentile(rgb, [clip_percent / 2, 100 - clip_percent / 2])
-    if high <= low:
-        return np.zeros(rgb.shape, dtype=np.uint8)
-    stretched = (np.clip(rgb, low, high) - low) / (high - low) * 255.0
-    return np.round(stretched).astype(np.uint8)
 
 
 def write_set(
