@@ -322,8 +322,11 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (from train or demo).")],
     out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report/).")] = None,
     grid_png: Annotated[
-        Path | None, typer.Option(help="Also save the natural-image grid as a PNG here.")
+        Path | None, typer.Option(help="Also save one test set's image grid as a PNG here.")
     ] = None,
+    grid_set: Annotated[
+        str, typer.Option(help="Test set of --grid-png: natural, shapes or letters.")
+    ] = "natural",
 ) -> None:
     """Write a self-contained HTML report: image grids, metrics, training curves.
 
@@ -334,7 +337,7 @@ def report(
     path = write_report(run_dir, out)
     console.print(f"wrote {path}")
     if grid_png is not None:
-        console.print(f"wrote {save_grid_png(run_dir, grid_png)}")
+        console.print(f"wrote {save_grid_png(run_dir, grid_png, set_name=grid_set)}")
 
 
 @app.command()

@@ -96,6 +96,16 @@ def test_reconstruct_evaluate_report_through_the_cli(
     assert reported.exit_code == 0, reported.output
     assert (run / "report" / "index.html").stat().st_size > 10_000
     assert (tmp_path / "g.png").is_file()
+    letters = runner.invoke(
+        app, ["report", str(run), "--grid-png", str(tmp_path / "l.png"), "--grid-set", "letters"]
+    )
+    assert letters.exit_code == 0, letters.output
+    assert (tmp_path / "l.png").read_bytes() != (tmp_path / "g.png").read_bytes()
+    unknown = runner.invoke(
+        app, ["report", str(run), "--grid-png", str(tmp_path / "x.png"), "--grid-set", "faces"]
+    )
+    assert unknown.exit_code == 2 and "faces" in unknown.output
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_scale_follows_the_number_of_trials(tiny_run: Path, tiny_subject: dict[str, Any]) -> None:

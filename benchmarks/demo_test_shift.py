@@ -1,0 +1,142 @@
+"""Diagnosis: how far each demo test set lies from the training data, and what it costs.
+
+Reads a finished demo run folder (``e2e-recon demo`` output) and reports, per test
+set (natural, shapes, letters):
+
+- ``shared_component``: the set's mean pattern (trial averages z-scored with the
+  training statistics, as at test time) projected on its own direction, against the
+  range of the training images' mean patterns on that direction, before and after the
+  test-time scaling by sqrt(n);
+- for every generator snapshot, pixel identification of the display images (the
+  published procedure: trial average, training z-score, x sqrt(n)), averaged over
+  ``--resamples`` bootstrap draws of each image's presentations, so that one model's
+  figure does not hang on one average of 12 noisy trials;
+- the same with the set's mean pattern replaced by the natural test set's
+  (``recentred``): NOT the published procedure, a probe of whether the generator
+  keeps a set's image-specific signal when its shared component is removed;
+- the ridge baseline on the same resamples, as the reference in the same run.
+
+Usage: .venv/bin/python benchmarks/demo_test_shift.py RUN_DIR [--resamples 30]
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from e2e_recon.config import load_config
+from e2e_recon.data.bdata import BData
+from e2e_recon.data.dataset import load_test_set, load_training_set
+from e2e_recon.data.images import center_crop_uint8, display_image
+from e2e_recon.data.labels import stimulus_ids_of
+from e2e_recon.device import cpu_info
+from e2e_recon.evaluate.metrics import pairwise_identification
+from e2e_recon.recon.pipeline import fit_ridge
+from e2e_recon.recon.reconstruct import generate, load_recon_models
+
+SETS = {"natural": "NaturalImageTest", "shapes": "ArtificialImage", "letters": "LetterImage"}
+
+
+def resampled_inputs(path: Path, test, norm, roi: str, n_draws: int, seed: int) -> np.ndarray:
+    """Bootstrap draws of each image's presentations, averaged and z-scored.
+
+    Returns
+    -------
+    ndarray, shape (n_draws, M, V), float32, not yet scaled by sqrt(n)
+    """
+    bdata = BData(path)
+    voxels = bdata.dataset[:, bdata.select_index(roi)]  # (n, V)
+    ids = stimulus_ids_of(bdata)
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(ids == sid) for sid in test.stimulus_ids]
+    draws = np.empty((n_draws, len(rows), voxels.shape[1]), dtype=np.float32)
+    for d in range(n_draws):
+        for i, r in enumerate(rows):
+            draws[d, i] = norm.apply(voxels[rng.choice(r, size=r.size)].mean(axis=0))
+    return draws
+
+
+def identification(images: np.ndarray, stimuli: np.ndarray) -> float:
+    """Mean pairwise identification of display images against the stimuli."""
+    shown = np.stack([display_image(image) for image in images]).astype(np.float64)
+    return float(pairwise_identification(shown, stimuli).mean())
+
+
+def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means: np.ndarray):
+    """Projection of a set's mean pattern on its own direction, and the training range."""
+    mean = test_voxels.mean(axis=0)
+    direction = mean / np.linalg.norm(mean)
+    train = image_means @ direction
+    return {
+        "test_mean": round(float(np.linalg.norm(mean)), 2),
+        "test_mean_scaled": round(float(np.linalg.norm(mean) * np.sqrt(n_trials.mean())), 2),
+        "training_images_min": round(float(train.min()), 2),
+        "training_images_max": round(float(train.max()), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resamples", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    cfg = load_config(args.run_dir / "config.yaml")
+    roi, size, crop = cfg.data.roi, cfg.data.image_size_px, cfg.data.crop_px
+    fmri = Path(cfg.data.train_fmri).parent
+    training = load_training_set(cfg.data.train_fmri, cfg.data.images_dir, roi, size)
+    image_means = np.stack(
+        [
+            training.voxels[training.image_index == i].mean(0)
+            for i in range(len(training.stimulus_ids))
+        ]
+    )  # (M, V)
+    ridge = fit_ridge(training, crop)
+    models = load_recon_models(args.run_dir / "checkpoints")
+    device = torch.device("cpu")
+
+    sets = {}
+    for key, part in SETS.items():
+        path = fmri / f"{cfg.data.subject}_perception{part}_original_VC.h5"
+        test = load_test_set(path, cfg.data.images_dir, roi, training.norm, size)
+        stimuli = center_crop_uint8(np.asarray(test.images), crop)[..., ::-1].astype(np.float64)
+        draws = resampled_inputs(path, test, training.norm, roi, args.resamples, args.seed)
+        sets[key] = (test, stimuli, draws)
+    natural_mean = sets["natural"][2].mean(axis=(0, 1))  # (V,)
+
+    result: dict = {"cpu": cpu_info(), "run_dir": str(args.run_dir), "resamples": args.resamples}
+    for key, (test, stimuli, draws) in sets.items():
+        scale = np.sqrt(test.n_trials)[:, None].astype(np.float32)  # (M, 1)
+        recentred = draws - draws.mean(axis=(0, 1)) + natural_mean
+        row: dict = {"shared_component": shared_component(test.voxels, test.n_trials, image_means)}
+        row["ridge"] = round(
+            float(np.mean([identification(ridge.predict(x)[..., ::-1], stimuli) for x in draws])),
+            3,
+        )
+        for model in models:
+            row[model.method] = {
+                variant: round(
+                    float(
+                        np.mean(
+                            [
+                                identification(generate(model, x * scale, device), stimuli)
+                                for x in inputs
+                            ]
+                        )
+                    ),
+                    3,
+                )
+                for variant, inputs in (("published", draws), ("recentred", recentred))
+            }
+        result[key] = row
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
