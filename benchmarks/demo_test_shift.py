@@ -80,6 +80,15 @@ def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means:
     }
 
 
+def resolve(path: str, run_dir: Path) -> Path:
+    """A path of the run's config: as written (relative to where the run was started, e.g.
+    ``runs/00000-sim-demo/subject``), else relative to the folder holding ``runs/``."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    return run_dir.resolve().parent.parent / given
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -89,8 +98,10 @@ def main() -> None:
     torch.set_num_threads(2)
     cfg = load_config(args.run_dir / "config.yaml")
     roi, size, crop = cfg.data.roi, cfg.data.image_size_px, cfg.data.crop_px
-    fmri = Path(cfg.data.train_fmri).parent
-    training = load_training_set(cfg.data.train_fmri, cfg.data.images_dir, roi, size)
+    train_fmri = resolve(cfg.data.train_fmri, args.run_dir)
+    images_dir = resolve(cfg.data.images_dir, args.run_dir)
+    fmri = train_fmri.parent
+    training = load_training_set(train_fmri, images_dir, roi, size)
     image_means = np.stack(
         [
             training.voxels[training.image_index == i].mean(0)
@@ -104,7 +115,7 @@ def main() -> None:
     sets = {}
     for key, part in SETS.items():
         path = fmri / f"{cfg.data.subject}_perception{part}_original_VC.h5"
-        test = load_test_set(path, cfg.data.images_dir, roi, training.norm, size)
+        test = load_test_set(path, images_dir, roi, training.norm, size)
         stimuli = center_crop_uint8(np.asarray(test.images), crop)[..., ::-1].astype(np.float64)
         draws = resampled_inputs(path, test, training.norm, roi, args.resamples, args.seed)
         sets[key] = (test, stimuli, draws)
