@@ -19,7 +19,7 @@ from rich.console import Console
 
 from e2e_recon import __version__
 from e2e_recon.data.download import DOWNLOAD_HELP
-from e2e_recon.errors import E2EReconError
+from e2e_recon.errors import ConfigError, E2EReconError
 
 app = typer.Typer(
     name="e2e-recon",
@@ -39,6 +39,8 @@ err_console = Console(stderr=True)
 _state = {"debug": os.environ.get("E2E_RECON_DEBUG", "") not in ("", "0")}
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Test sets a grid picture can show (report --grid-set).
+GRID_SETS = ("natural", "shapes", "letters")
 
 
 def user_errors(func: F) -> F:
@@ -334,6 +336,8 @@ def report(
     """
     from e2e_recon.report.report import save_grid_png, write_report
 
+    if grid_png is not None and grid_set not in GRID_SETS:
+        raise ConfigError(f"--grid-set {grid_set!r}: choose one of {', '.join(GRID_SETS)}")
     path = write_report(run_dir, out)
     console.print(f"wrote {path}")
     if grid_png is not None:

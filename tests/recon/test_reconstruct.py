@@ -104,7 +104,7 @@ def test_reconstruct_evaluate_report_through_the_cli(
     unknown = runner.invoke(
         app, ["report", str(run), "--grid-png", str(tmp_path / "x.png"), "--grid-set", "faces"]
     )
-    assert unknown.exit_code == 2 and "faces" in unknown.output
+    assert unknown.exit_code == 2 and "faces" in unknown.output and "letters" in unknown.output
     assert not (tmp_path / "x.png").exists()
 
 
