@@ -38,6 +38,7 @@ from e2e_recon.device import cpu_info
 from e2e_recon.evaluate.metrics import pairwise_identification
 from e2e_recon.recon.pipeline import fit_ridge
 from e2e_recon.recon.reconstruct import generate, load_recon_models
+from e2e_recon.report.contents import resolve_path
 
 SETS = {"natural": "NaturalImageTest", "shapes": "ArtificialImage", "letters": "LetterImage"}
 
@@ -61,10 +62,14 @@ def resampled_inputs(path: Path, test, norm, roi: str, n_draws: int, seed: int) 
     return draws
 
 
-def identification(images: np.ndarray, stimuli: np.ndarray) -> float:
-    """Mean pairwise identification of display images against the stimuli."""
-    shown = np.stack([display_image(image) for image in images]).astype(np.float64)
-    return float(pairwise_identification(shown, stimuli).mean())
+def mean_identification(reconstruct, draws: np.ndarray, stimuli: np.ndarray) -> float:
+    """Pairwise identification of the display images of ``reconstruct(x)`` (RGB float
+    images) against the stimuli, averaged over the draws ``x`` of ``draws``."""
+    scores = []
+    for x in draws:
+        shown = np.stack([display_image(image) for image in reconstruct(x)]).astype(np.float64)
+        scores.append(pairwise_identification(shown, stimuli).mean())
+    return round(float(np.mean(scores)), 3)
 
 
 def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means: np.ndarray):
@@ -80,15 +85,6 @@ def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means:
     }
 
 
-def resolve(path: str, run_dir: Path) -> Path:
-    """A path of the run's config: as written (relative to where the run was started, e.g.
-    ``runs/00000-sim-demo/subject``), else relative to the folder holding ``runs/``."""
-    given = Path(path)
-    if given.is_absolute() or given.exists():
-        return given
-    return run_dir.resolve().parent.parent / given
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -98,8 +94,10 @@ def main() -> None:
     torch.set_num_threads(2)
     cfg = load_config(args.run_dir / "config.yaml")
     roi, size, crop = cfg.data.roi, cfg.data.image_size_px, cfg.data.crop_px
-    train_fmri = resolve(cfg.data.train_fmri, args.run_dir)
-    images_dir = resolve(cfg.data.images_dir, args.run_dir)
+    train_fmri = resolve_path(cfg.data.train_fmri, args.run_dir)
+    images_dir = resolve_path(cfg.data.images_dir, args.run_dir)
+    if train_fmri is None or images_dir is None:
+        raise SystemExit(f"{args.run_dir}: the training file or images of its config are missing")
     fmri = train_fmri.parent
     training = load_training_set(train_fmri, images_dir, roi, size)
     image_means = np.stack(
@@ -126,22 +124,11 @@ def main() -> None:
         scale = np.sqrt(test.n_trials)[:, None].astype(np.float32)  # (M, 1)
         recentred = draws - draws.mean(axis=(0, 1)) + natural_mean
         row: dict = {"shared_component": shared_component(test.voxels, test.n_trials, image_means)}
-        row["ridge"] = round(
-            float(np.mean([identification(ridge.predict(x)[..., ::-1], stimuli) for x in draws])),
-            3,
-        )
+        row["ridge"] = mean_identification(lambda x: ridge.predict(x)[..., ::-1], draws, stimuli)
         for model in models:
             row[model.method] = {
-                variant: round(
-                    float(
-                        np.mean(
-                            [
-                                identification(generate(model, x * scale, device), stimuli)
-                                for x in inputs
-                            ]
-                        )
-                    ),
-                    3,
+                variant: mean_identification(
+                    lambda x, m=model: generate(m, x, device), inputs * scale, stimuli
                 )
                 for variant, inputs in (("published", draws), ("recentred", recentred))
             }

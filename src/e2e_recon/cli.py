@@ -39,8 +39,6 @@ err_console = Console(stderr=True)
 _state = {"debug": os.environ.get("E2E_RECON_DEBUG", "") not in ("", "0")}
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: Test sets a grid picture can show (report --grid-set).
-GRID_SETS = ("natural", "shapes", "letters")
 
 
 def user_errors(func: F) -> F:
@@ -334,10 +332,11 @@ def report(
 
     Example: [bold]e2e-recon report runs/00000-sub-01-demo[/]
     """
+    from e2e_recon.report.contents import SET_ORDER
     from e2e_recon.report.report import save_grid_png, write_report
 
-    if grid_png is not None and grid_set not in GRID_SETS:
-        raise ConfigError(f"--grid-set {grid_set!r}: choose one of {', '.join(GRID_SETS)}")
+    if grid_png is not None and grid_set not in SET_ORDER:
+        raise ConfigError(f"--grid-set {grid_set!r}: choose one of {', '.join(SET_ORDER)}")
     path = write_report(run_dir, out)
     console.print(f"wrote {path}")
     if grid_png is not None:

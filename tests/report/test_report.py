@@ -23,7 +23,7 @@ from e2e_recon.cli import app
 from e2e_recon.config import load_config, save_config, with_overrides
 from e2e_recon.errors import CheckpointError, DataError
 from e2e_recon.evaluate.evaluate import evaluate_recon, feature_net
-from e2e_recon.report.contents import method_title
+from e2e_recon.report.contents import method_title, resolve_path
 from e2e_recon.report.metrics_file import parse_metrics
 from e2e_recon.report.report import render_report, save_grid_png, write_report
 
@@ -393,3 +393,13 @@ def test_page_renders_in_headless_chromium(built: tuple[Path, str], tmp_path: Pa
     with Image.open(shot) as image:
         assert image.size == (1200, 2000)
         assert np.asarray(image.convert("L")).std() > 10  # not a blank page
+
+
+def test_resolve_path_finds_paths_relative_to_where_the_command_ran(tmp_path: Path) -> None:
+    # `e2e-recon demo` run from tmp_path writes paths like runs/00000-sim-demo/subject
+    run = tmp_path / "runs" / "00000-sim-demo"
+    (run / "subject").mkdir(parents=True)
+    found = resolve_path("runs/00000-sim-demo/subject", run)
+    assert found is not None and found.resolve() == (run / "subject").resolve()
+    assert resolve_path("runs/00000-sim-demo/missing", run) is None
+    assert resolve_path("", run) is None

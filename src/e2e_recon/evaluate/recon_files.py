@@ -101,20 +101,15 @@ def load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
     path = recon_dir / (row["mat"] or row["png"])
     try:
         if path.suffix.lower() == ".mat":
-            raw = np.asarray(scipy.io.loadmat(path)["gen_img"], dtype=np.float64)
-            image = display_image(raw) if _is_rgb_square(raw) else raw
+            image = display_image(np.asarray(scipy.io.loadmat(path)["gen_img"], np.float64))
         else:
             with Image.open(path) as img:
                 image = np.asarray(img.convert("RGB"))
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the reconstruction ({exc})") from exc
-    if not _is_rgb_square(image):
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
         raise DataError(f"{path}: reconstruction has shape {image.shape}; expected (S, S, 3)")
     return image.astype(np.float64)
-
-
-def _is_rgb_square(image: np.ndarray) -> bool:
-    return image.ndim == 3 and image.shape[2] == 3 and image.shape[0] == image.shape[1]
 
 
 def load_stimuli(

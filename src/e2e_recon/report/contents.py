@@ -88,12 +88,17 @@ def run_settings(run_dir: Path) -> dict[str, Any]:
 
 
 def resolve_path(text: str | Path | None, run_dir: Path) -> Path | None:
-    """An existing path named in the run's files: as given, or relative to the run or its
-    parent folder (configs often hold paths relative to where the command ran)."""
+    """An existing path named in the run's files: as given, or relative to the run, its
+    parent or grandparent folder (configs often hold paths relative to where the command
+    ran, e.g. ``runs/00000-sim-demo/subject`` from the folder holding ``runs/``)."""
     if not text:
         return None
     path = Path(text).expanduser()
-    candidates = [path] if path.is_absolute() else [path, run_dir / path, run_dir.parent / path]
+    candidates = (
+        [path]
+        if path.is_absolute()
+        else [path, run_dir / path, run_dir.parent / path, run_dir.parent.parent / path]
+    )
     return next((p for p in candidates if p.exists()), None)
 
 
