@@ -94,6 +94,7 @@ class TrainConfig:
     presentation_average_k: int = 1  # train on means of k presentations, scaled by sqrt(k)
     presentation_average_prob: float = 1.0  # fraction of samples averaged (others single)
     max_minutes: float = 0.0  # stop (with a snapshot) after this much training time (0 = off)
+    ema_decay: float = 0.0  # exponential moving average of the generator weights (0 = off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto | fp32 | bf16

@@ -1,6 +1,7 @@
 """Training checkpoints: plain dicts of tensors, written atomically, resumed exactly.
 
-A checkpoint holds the generator, the discriminator, both optimisers and their
+A checkpoint holds the generator (and its moving average when ``train.ema_decay``
+is on), the discriminator, both optimisers and their
 learning-rate schedules, the iteration, the balance state, the normalisation
 statistics and every random-number state (torch CPU and CUDA, numpy, Python and
 the explicit ``torch.Generator`` objects of the loop). It loads with
@@ -221,15 +222,22 @@ def export_generator(checkpoint_path: Path, out_path: Path) -> Path:
 
 
 def generator_file_payload(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """The project ``.pt`` generator dict built from a training checkpoint dict."""
+    """The project ``.pt`` generator dict built from a training checkpoint dict.
+
+    A checkpoint of a run with ``train.ema_decay`` gives its averaged weights
+    (``meta.weights`` says which).
+    """
+    averaged = "generator_ema" in ckpt
+    weights = ckpt["generator_ema"]["weights"] if averaged else ckpt["generator"]
     return {
         "format": GENERATOR_FORMAT,
         "version": FORMAT_VERSION,
         "arch": dict(ckpt["generator_arch"]),
-        "state_dict": dict(ckpt["generator"]),
+        "state_dict": dict(weights),
         "meta": {
             "iteration": int(ckpt["iteration"]),
             "source": "e2e-recon train",
+            "weights": "moving average" if averaged else "trained",
             "config": ckpt.get("config", {}),
         },
         "norm": dict(ckpt["norm"]),

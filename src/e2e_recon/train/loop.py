@@ -31,6 +31,7 @@ from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
 from e2e_recon.train.balance import BalanceState, balance_ratio, update_balance
+from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
 from e2e_recon.train.sampling import make_sampler
@@ -76,6 +77,7 @@ class _Run:
     sample_generator: torch.Generator
     weights: LossWeights  # absolute weights before warm-up
     validator: Validator | None = None
+    ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
     best: BestTracker = field(default_factory=BestTracker)
     balance: BalanceState = field(default_factory=BalanceState)
     iteration: int = 0
@@ -172,8 +174,14 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
         sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
         weights=_run_weights(cfg, data, nets, settings, info),
         validator=validator,
+        ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
         best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
     )
+
+
+def _output_generator(run: _Run) -> torch.nn.Module:
+    """The generator that leaves training: the averaged one when ``train.ema_decay`` is on."""
+    return run.ema.averaged if run.ema is not None else run.nets.generator
 
 
 def _run_weights(
@@ -222,6 +230,8 @@ def _run_loop(run: _Run) -> dict[str, Any]:
                 )
             except NonFiniteLoss as exc:
                 _fail_non_finite(run, exc.name, exc.value)
+            if run.ema is not None:
+                run.ema.update(run.nets.generator)
             # 3. Balance rule on rank-averaged unweighted losses (also the stop flag).
             out_of_time = 0 < cfg.train.max_minutes * 60 < time.perf_counter() - started
             last, stopping = _reduce_terms(run, terms, stop.is_set() or out_of_time)
@@ -281,7 +291,7 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
         recorder.advance(it)
     if run.grid is not None and (it % cfg.train.grid_every_iters == 0 or done):
         path = run.run_dir / "report" / f"train_grid_iter{it:07d}.png"
-        save_grid(path, run.grid.render(run.nets.generator, run.settings.device))
+        save_grid(path, run.grid.render(_output_generator(run), run.settings.device))
     if it % max(cfg.train.snapshot_every_iters, 1) == 0 or done or stopping:
         saved = _snapshot(run)
         if saved is not None:
@@ -297,13 +307,17 @@ def _validate(run: _Run) -> dict[str, Any]:
     every = run.cfg.train.val_every_iters
     if every <= 0 or run.iteration % every != 0 or run.validator is None:
         return {}
-    nets, s = run.nets, run.settings
-    values = run.validator.evaluate(nets.generator, nets.comparator, s.device, s.dtype)
+    s, generator = run.settings, _output_generator(run)
+    values = run.validator.evaluate(generator, run.nets.comparator, s.device, s.dtype)
     metric = values.get(run.cfg.train.best_metric, float("nan"))
     if run.best.update(metric, run.iteration):
-        generator = run.nets.generator
-        write_best(run.run_dir, {
-            "iteration": run.iteration, "generator": ckpt_io.module_state(generator),
+        weights = (
+            {"generator_ema": run.ema.state_dict()}
+            if run.ema is not None
+            else {"generator": ckpt_io.module_state(generator)}
+        )
+        write_best(run.run_dir, weights | {
+            "iteration": run.iteration,
             "generator_arch": generator.arch_kwargs(),  # type: ignore[operator]
             "norm": run.norm, "config": to_dict(run.cfg),
         })  # fmt: skip
@@ -340,7 +354,8 @@ def _snapshot(run: _Run) -> Path | None:
 
 def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
     nets, opt = run.nets, run.opt
-    return {
+    ema = {"generator_ema": run.ema.state_dict()} if run.ema is not None else {}
+    return ema | {
         "format": ckpt_io.CHECKPOINT_FORMAT,
         "version": ckpt_io.FORMAT_VERSION,
         "iteration": run.iteration,
@@ -371,6 +386,7 @@ def _restore(run: _Run, path: Path) -> None:
     opt.discriminator.load_state_dict(ckpt["optimizer_d"])
     ckpt_io.load_scheduler_state(opt.generator_schedule, ckpt["schedule_g"])
     ckpt_io.load_scheduler_state(opt.discriminator_schedule, ckpt["schedule_d"])
+    _restore_ema(run, ckpt, path)
     run.balance = BalanceState.from_dict(ckpt["balance"])
     if "validation" in ckpt:
         run.best = BestTracker.from_dict(dict(ckpt["validation"]))
@@ -388,6 +404,21 @@ def _restore(run: _Run, path: Path) -> None:
     if run.info.is_main:
         trim_stats(run.run_dir / "stats.jsonl", run.iteration)
         get_logger().info("resumed from %s at iteration %d", path, run.iteration)
+
+
+def _restore_ema(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
+    """Load the averaged generator; without one in ``ckpt``, start it from the loaded weights."""
+    if run.ema is None:
+        return
+    if "generator_ema" in ckpt:
+        run.ema.load_state_dict(ckpt["generator_ema"])
+        return
+    get_logger().warning(
+        "%s holds no averaged generator (train.ema_decay was off): the average starts "
+        "from the resumed weights",
+        path,
+    )
+    run.ema = GeneratorEMA(run.nets.generator, run.ema.decay)
 
 
 def _fail_non_finite(run: _Run, name: str, value: float) -> NoReturn:

@@ -31,6 +31,10 @@ def check_supported(cfg: Config) -> None:
         raise ConfigError(
             f"train.presentation_average_prob={t.presentation_average_prob}; use 0 to 1"
         )
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(
+            f"train.ema_decay={t.ema_decay}; use 0 (off) or a decay below 1, e.g. 0.999"
+        )
     if t.early_stop_patience > 0 and t.val_every_iters <= 0:
         raise ConfigError(
             "train.early_stop_patience needs validation: set train.val_every_iters (e.g. 200) "
