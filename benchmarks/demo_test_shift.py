@@ -14,7 +14,12 @@ set (natural, shapes, letters):
 - the same with the set's mean pattern replaced by the natural test set's
   (``recentred``): NOT the published procedure, a probe of whether the generator
   keeps a set's image-specific signal when its shared component is removed;
-- the ridge baseline on the same resamples, as the reference in the same run.
+- the ridge baseline on the same resamples, as the reference in the same run;
+- ``stimulus_part`` (when the simulated subject's ``truth/`` is beside its images): how
+  much of the set's mean pattern, on the same direction, the noiseless responses to its
+  stimuli explain; the rest is the nuisance its sessions add (per-session offsets and
+  per-run drift are the same for every image of a session, so averaging trials keeps
+  them) and the trial noise left after averaging.
 
 Usage: .venv/bin/python benchmarks/demo_test_shift.py RUN_DIR [--resamples 30]
 Prints one JSON object.
@@ -85,6 +90,31 @@ def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means:
     }
 
 
+TRUTH_FILES = {"natural": "noiseless_test", "shapes": "noiseless_artificial",
+               "letters": "noiseless_letters"}  # fmt: skip
+
+
+def stimulus_part(truth: Path, key: str, test_voxels: np.ndarray, norm) -> float | None:
+    """Projection of the noiseless, stimulus-driven part of a set's mean pattern (z-scored
+    like the data) on the direction of the measured mean pattern; None without truth.
+
+    A simulated trial is ``baseline * (1 + 0.01 * (snr * gain * signal + nuisance))``
+    (``sim/trials.py``), so the signal's share of a z-scored mean is exact.
+    """
+    if not (truth / "encoding.npz").is_file():
+        return None
+    encoding = np.load(truth / "encoding.npz")
+    snr = json.loads((truth / "summary.json").read_text())["snr"]
+    signal = np.load(truth / f"{TRUTH_FILES[key]}.npz")["signal"].mean(axis=0)  # (V,)
+    training = np.load(truth / "noiseless_training.npz")["signal"].mean(axis=0)
+    if signal.shape[0] != test_voxels.shape[1]:  # an ROI smaller than all voxels
+        return None
+    scale = encoding["baseline"] * 0.01 * snr * encoding["gain"]
+    predicted = scale * (signal - training) / norm.std  # (V,), z units
+    mean = test_voxels.mean(axis=0)
+    return round(float(predicted @ (mean / np.linalg.norm(mean))), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -123,7 +153,13 @@ def main() -> None:
     for key, (test, stimuli, draws) in sets.items():
         scale = np.sqrt(test.n_trials)[:, None].astype(np.float32)  # (M, 1)
         recentred = draws - draws.mean(axis=(0, 1)) + natural_mean
-        row: dict = {"shared_component": shared_component(test.voxels, test.n_trials, image_means)}
+        component: dict[str, float | None] = {
+            **shared_component(test.voxels, test.n_trials, image_means),
+            "stimulus_part": stimulus_part(
+                images_dir.parent / "truth", key, test.voxels, training.norm
+            ),
+        }
+        row: dict = {"shared_component": component}
         row["ridge"] = mean_identification(lambda x: ridge.predict(x)[..., ::-1], draws, stimuli)
         for model in models:
             row[model.method] = {
