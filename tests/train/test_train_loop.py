@@ -1,4 +1,5 @@
-"""train() on tiny data: outputs, exact resume, non-finite losses, unsupported settings."""
+"""train() on tiny data: outputs, exact resume, non-finite losses, unsupported settings, the
+moving average of the generator weights."""
 
 from __future__ import annotations
 
@@ -138,3 +139,48 @@ def test_ctrl_c_writes_a_snapshot_and_returns(subject: dict[str, Path], tmp_path
     ckpt = ckpt_io.load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert ckpt["iteration"] == summary["iterations"]
     assert (run_dir / "generator.pt").is_file()
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1])
+def test_ema_decay_outside_zero_one_is_refused(
+    subject: dict[str, Path], tmp_path: Path, decay
+) -> None:
+    with pytest.raises(ConfigError, match=r"train\.ema_decay"):
+        train(tiny_config(subject, f"train.ema_decay={decay}"), tmp_path / "run")
+
+
+def test_with_ema_exported_generator_is_the_average_and_resume_is_exact(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = tiny_config(
+        subject, "train.iters=5", "train.ema_decay=0.5", "data.val_images=2",
+        "train.val_every_iters=5",
+    )  # fmt: skip
+    train(cfg, tmp_path / "straight")
+    train(with_overrides(cfg, ["train.iters=3"]), tmp_path / "split")
+    train(cfg, tmp_path / "split", resume=True)
+    latest = [ckpt_io.load_checkpoint(tmp_path / r / "checkpoints" / "latest.pt")
+              for r in ("straight", "split")]  # fmt: skip
+    (straight, split) = [c["generator_ema"] for c in latest]
+    assert straight["updates"] == split["updates"] == 5
+    for name, value in straight["weights"].items():
+        assert torch.equal(value, split["weights"][name]), name
+    trained, averaged = latest[0]["generator"], straight["weights"]
+    assert not torch.equal(trained["defc7.weight"], averaged["defc7.weight"])
+    exported = load_generator(tmp_path / "straight" / "generator.pt").state_dict()
+    assert torch.equal(exported["defc7.weight"], averaged["defc7.weight"])
+    meta = torch.load(tmp_path / "straight" / "generator.pt", weights_only=True)["meta"]
+    assert meta["weights"] == "moving average"
+    best = load_generator(tmp_path / "straight" / "best.pt").state_dict()  # validated at 5
+    assert torch.equal(best["defc7.weight"], averaged["defc7.weight"])
+
+
+def test_ema_added_on_resume_starts_from_the_resumed_weights(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = tiny_config(subject, "train.iters=2")
+    train(cfg, tmp_path / "run")
+    longer = with_overrides(cfg, ["train.iters=3", "train.ema_decay=0.9"])
+    train(longer, tmp_path / "run", resume=True)
+    ckpt = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert ckpt["generator_ema"]["updates"] == 1
