@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from e2e_recon.config import Config, to_dict
-from e2e_recon.data.images import center_crop_uint8, load_image
+from e2e_recon.data.images import center_crop_uint8, display_image, load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
@@ -404,7 +404,5 @@ def _recon_image(recon_dir: Path, row: Mapping[str, str]) -> np.ndarray | None:
             raw = np.asarray(scipy.io.loadmat(mat)["gen_img"], dtype=np.float64)  # (H, W, 3)
         except (OSError, KeyError, ValueError, NotImplementedError):
             return None
-        low, high = np.percentile(raw, [0.02, 99.98])  # the published 0.04% display clipping
-        scaled = (np.clip(raw, low, high) - low) / max(high - low, 1e-12) * 255.0
-        return thumbnail(scaled.round().astype(np.uint8), THUMBNAIL_PX)
+        return thumbnail(display_image(raw), THUMBNAIL_PX)
     return None
