@@ -77,11 +77,10 @@ def mean_identification(reconstruct, draws: np.ndarray, stimuli: np.ndarray) -> 
     return round(float(np.mean(scores)), 3)
 
 
-def shared_component(test_voxels: np.ndarray, n_trials: np.ndarray, image_means: np.ndarray):
-    """Projection of a set's mean pattern on its own direction, and the training range."""
-    mean = test_voxels.mean(axis=0)
-    direction = mean / np.linalg.norm(mean)
-    train = image_means @ direction
+def shared_component(mean: np.ndarray, n_trials: np.ndarray, image_means: np.ndarray):
+    """Projection of a set's mean pattern ``mean`` (V,) on its own direction, and the
+    training range."""
+    train = image_means @ (mean / np.linalg.norm(mean))
     return {
         "test_mean": round(float(np.linalg.norm(mean)), 2),
         "test_mean_scaled": round(float(np.linalg.norm(mean) * np.sqrt(n_trials.mean())), 2),
@@ -94,9 +93,8 @@ TRUTH_FILES = {"natural": "noiseless_test", "shapes": "noiseless_artificial",
                "letters": "noiseless_letters"}  # fmt: skip
 
 
-def stimulus_part(truth: Path, key: str, test_voxels: np.ndarray, norm) -> float | None:
-    """Projection of the noiseless, stimulus-driven part of a set's mean pattern (z-scored
-    like the data) on the direction of the measured mean pattern; None without truth.
+def load_truth(truth: Path) -> dict | None:
+    """What :func:`stimulus_part` needs from a simulated subject's ``truth/``, read once.
 
     A simulated trial is ``baseline * (1 + 0.01 * (snr * gain * signal + nuisance))``
     (``sim/trials.py``), so the signal's share of a z-scored mean is exact.
@@ -105,14 +103,24 @@ def stimulus_part(truth: Path, key: str, test_voxels: np.ndarray, norm) -> float
         return None
     encoding = np.load(truth / "encoding.npz")
     snr = json.loads((truth / "summary.json").read_text())["snr"]
-    signal = np.load(truth / f"{TRUTH_FILES[key]}.npz")["signal"].mean(axis=0)  # (V,)
-    training = np.load(truth / "noiseless_training.npz")["signal"].mean(axis=0)
-    if signal.shape[0] != test_voxels.shape[1]:  # an ROI smaller than all voxels
+    return {
+        "folder": truth,
+        "scale": encoding["baseline"] * 0.01 * snr * encoding["gain"],  # (V,)
+        "training_mean": np.load(truth / "noiseless_training.npz")["signal"].mean(axis=0),
+    }
+
+
+def stimulus_part(truth: dict | None, key: str, direction: np.ndarray, norm) -> float | None:
+    """Projection of the noiseless, stimulus-driven part of a set's mean pattern (z-scored
+    like the data) on ``direction``, the unit direction of the measured mean pattern;
+    None without truth or for an ROI smaller than all voxels."""
+    if truth is None:
         return None
-    scale = encoding["baseline"] * 0.01 * snr * encoding["gain"]
-    predicted = scale * (signal - training) / norm.std  # (V,), z units
-    mean = test_voxels.mean(axis=0)
-    return round(float(predicted @ (mean / np.linalg.norm(mean))), 2)
+    signal = np.load(truth["folder"] / f"{TRUTH_FILES[key]}.npz")["signal"].mean(axis=0)  # (V,)
+    if signal.shape[0] != direction.shape[0]:
+        return None
+    predicted = truth["scale"] * (signal - truth["training_mean"]) / norm.std  # (V,), z units
+    return round(float(predicted @ direction), 2)
 
 
 def main() -> None:
@@ -148,16 +156,16 @@ def main() -> None:
         draws = resampled_inputs(path, test, training.norm, roi, args.resamples, args.seed)
         sets[key] = (test, stimuli, draws)
     natural_mean = sets["natural"][2].mean(axis=(0, 1))  # (V,)
+    truth = load_truth(images_dir.parent / "truth")
 
     result: dict = {"cpu": cpu_info(), "run_dir": str(args.run_dir), "resamples": args.resamples}
     for key, (test, stimuli, draws) in sets.items():
         scale = np.sqrt(test.n_trials)[:, None].astype(np.float32)  # (M, 1)
         recentred = draws - draws.mean(axis=(0, 1)) + natural_mean
+        mean = test.voxels.mean(axis=0)  # (V,)
         component: dict[str, float | None] = {
-            **shared_component(test.voxels, test.n_trials, image_means),
-            "stimulus_part": stimulus_part(
-                images_dir.parent / "truth", key, test.voxels, training.norm
-            ),
+            **shared_component(mean, test.n_trials, image_means),
+            "stimulus_part": stimulus_part(truth, key, mean / np.linalg.norm(mean), training.norm),
         }
         row: dict = {"shared_component": component}
         row["ridge"] = mean_identification(lambda x: ridge.predict(x)[..., ::-1], draws, stimuli)
