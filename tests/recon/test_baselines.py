@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 
 from e2e_recon.errors import DataError, ModelFormatError
-from e2e_recon.recon.baselines import RidgeDecoder, _grouped_cv_errors
+from e2e_recon.recon import baselines
+from e2e_recon.recon.baselines import RidgeDecoder, _CrossValidation
 
 
 def _linear_problem(
-    seed: int = 0, n_images: int = 12, repeats: int = 3, n_voxels: int = 40, size: int = 8
+    seed: int = 0,
+    n_images: int = 12,
+    repeats: int = 3,
+    n_voxels: int = 40,
+    size: int = 8,
+    noise: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Images made from a few latent factors; voxels = noisy linear view of the factors."""
     rng = np.random.default_rng(seed)
@@ -21,29 +27,76 @@ def _linear_problem(
     images = np.clip(128 + 20 * latent @ basis, 0, 255).reshape(n_images, size, size, 3)
     groups = np.repeat(np.arange(n_images), repeats)
     mixing = rng.normal(size=(4, n_voxels))
-    voxels = latent[groups] @ mixing + 0.5 * rng.normal(size=(len(groups), n_voxels))
+    voxels = latent[groups] @ mixing + noise * rng.normal(size=(len(groups), n_voxels))
     test_voxels = latent @ mixing  # noiseless "averaged" patterns
     return voxels.astype(np.float32), images.astype(np.uint8), groups, test_voxels
 
 
-def test_grouped_cv_matches_explicit_refits() -> None:
+def test_held_out_terms_match_explicit_refits() -> None:
     rng = np.random.default_rng(1)
-    groups = np.repeat(np.arange(6), [2, 3, 2, 2, 3, 2])  # unequal group sizes
+    groups = np.repeat(np.arange(6), [2, 3, 2, 1, 3, 2])  # unequal group sizes, one single
     x = rng.normal(size=(len(groups), 9))
     y = rng.normal(size=(len(groups), 4))
     xc = x - x.mean(axis=0)
     eigvals, eigvecs = np.linalg.eigh(xc @ xc.T)
+    cv = _CrossValidation(np.clip(eigvals, 0, None), eigvecs, eigvecs.T @ y, groups)
     alphas = np.array([0.1, 1.0, 10.0])
-    ours = _grouped_cv_errors(np.clip(eigvals, 0, None), eigvecs, eigvecs.T @ y, groups, alphas)
-    for alpha, error in zip(alphas, ours, strict=True):
-        expected = 0.0
+    terms = cv.terms(alphas)
+    for k, alpha in enumerate(alphas):
+        mean_sq = spread = 0.0
         for g in np.unique(groups):
             train, test = groups != g, groups == g
             weights = np.linalg.solve(
                 xc[train].T @ xc[train] + alpha * np.eye(9), xc[train].T @ y[train]
             )
-            expected += np.sum((y[test] - xc[test] @ weights) ** 2)
-        assert error == pytest.approx(expected, rel=1e-4)
+            residuals = y[test] - xc[test] @ weights  # (g, 4)
+            mean_sq += np.sum(residuals.mean(axis=0) ** 2)
+            if len(residuals) > 1:
+                spread += np.sum(residuals.var(axis=0, ddof=1))
+        assert terms.mean_sq[k] == pytest.approx(mean_sq, rel=1e-4)
+        assert terms.spread[k] == pytest.approx(spread, rel=1e-4)
+    # Error at n presentations: the noise term moves from each image's own count to n.
+    noise = terms.spread / 5  # 5 images with at least 2 presentations
+    inverse = 1 / 2 + 1 / 3 + 1 / 2 + 1 + 1 / 3 + 1 / 2
+    np.testing.assert_allclose(terms.errors(10), terms.mean_sq + noise * (6 / 10 - inverse))
+
+
+def test_alpha_is_chosen_per_test_condition_and_less_shrunk_for_averages() -> None:
+    voxels, images, groups, test_voxels = _linear_problem(repeats=4, noise=3.0)
+    alphas = np.logspace(-2, 4, 13)
+    decoder = RidgeDecoder(decode_px=8, n_components=None, alphas=alphas)
+    decoder.fit(voxels, images, groups, test_trials=(1, 24))
+    assert decoder.test_trials_ == (1, 24)
+    assert decoder.alpha_ == decoder.alphas_by_trials_[1]
+    assert decoder.alphas_by_trials_[24] <= decoder.alphas_by_trials_[1]
+    assert decoder.nearest_trials(20) == 24 and decoder.nearest_trials(2) == 1
+    np.testing.assert_array_equal(
+        decoder.predict(test_voxels, n_trials=24),
+        RidgeDecoder(decode_px=8, n_components=None, alphas=[decoder.alphas_by_trials_[24]])
+        .fit(voxels, images, groups)
+        .predict(test_voxels),
+    )
+
+
+def test_alpha_grid_widens_instead_of_stopping_at_an_edge(monkeypatch) -> None:
+    voxels, images, groups, _ = _linear_problem(noise=0.0)
+    reference = RidgeDecoder(decode_px=8, n_components=None).fit(voxels, images, groups)
+    # A starting grid far above the best alpha: it must widen downwards to find it.
+    monkeypatch.setattr(baselines, "DEFAULT_RELATIVE_ALPHAS", (1e3, 1e4, 1e5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and without an "edge of the grid" warning
+        decoder = RidgeDecoder(decode_px=8, n_components=None).fit(voxels, images, groups)
+    assert decoder.alphas_[0] < decoder.alpha_ < decoder.alphas_[-1]
+    assert decoder.alpha_ == pytest.approx(reference.alpha_, rel=2.0)
+
+
+def test_an_alpha_at_the_limit_of_the_search_warns_without_naming_options(monkeypatch) -> None:
+    voxels, images, groups, _ = _linear_problem(noise=0.0)
+    monkeypatch.setattr(baselines, "DEFAULT_RELATIVE_ALPHAS", (1e3, 1e4, 1e5))
+    monkeypatch.setattr(baselines, "RELATIVE_ALPHA_LIMITS", (1e3, 1e5))  # no room to widen
+    with pytest.warns(UserWarning, match="limit of the search") as caught:
+        RidgeDecoder(decode_px=8, n_components=None).fit(voxels, images, groups)
+    assert "alphas grid" not in str(caught[0].message)
 
 
 def test_fit_predict_decodes_better_than_the_mean_image() -> None:
