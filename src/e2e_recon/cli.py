@@ -265,12 +265,23 @@ def evaluate(
     recon: Annotated[Path, typer.Option(help="Folder written by 'reconstruct'.")],
     images: Annotated[Path, typer.Option(help="Folder of stimulus images.")],
     resolution_px: Annotated[
-        int, typer.Option(help="Common resolution for a second pixel score (0: skip).")
-    ] = 64,
+        int | None,
+        typer.Option(
+            help="Common resolution for a second pixel score (0: skip; default: as recorded "
+            "by 'reconstruct', else 64)."
+        ),
+    ] = None,
     image_size_px: Annotated[
-        int, typer.Option(help="Stimuli are resized to this, as in training (paper: 248).")
-    ] = 248,
-    crop_px: Annotated[int, typer.Option(help="...then centre-cropped (paper: 227).")] = 227,
+        int | None,
+        typer.Option(
+            help="Stimuli are resized to this, as in training. Default: the geometry.json "
+            "'reconstruct' wrote (the run's data.image_size_px), else 248. Overrides it."
+        ),
+    ] = None,
+    crop_px: Annotated[
+        int | None,
+        typer.Option(help="...then centre-cropped (default: as recorded, else 227)."),
+    ] = None,
     feature_net: Annotated[
         list[str] | None,
         typer.Option(help="Feature network(s) for identification, or 'none'."),
@@ -288,6 +299,7 @@ def evaluate(
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
     """
+    from e2e_recon.data.geometry import read_geometry
     from e2e_recon.evaluate.evaluate import (
         DEFAULT_FEATURE_NETS,
         FeatureNet,
@@ -295,7 +307,11 @@ def evaluate(
         evaluate_recon,
         metrics_table,
     )
+    from e2e_recon.evaluate.paired import comparisons_table
 
+    if resolution_px is None:
+        recorded = read_geometry(recon)
+        resolution_px = recorded.resolution_px if recorded else 64
     names = tuple(feature_net or DEFAULT_FEATURE_NETS)
     nets: list[str | FeatureNet] = [] if "none" in names else list(names)
     if alexnet is not None:
@@ -312,7 +328,11 @@ def evaluate(
         stimulus_resize_px=image_size_px,
         stimulus_crop_px=crop_px,
     )
+    for notice in result["notices"]:
+        err_console.print(f"note: {notice}", highlight=False, soft_wrap=True)
     console.print(metrics_table(result))
+    if (paired := comparisons_table(result)) is not None:
+        console.print(paired)
     console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
 
 

@@ -115,9 +115,7 @@ def run_demo(
         resolution_px=cfg.eval.resolution_px,
         n_boot=cfg.eval.bootstrap_samples,
         seed=seed,
-        stimulus_resize_px=cfg.data.image_size_px,
-        stimulus_crop_px=cfg.data.crop_px,
-    )
+    )  # stimuli prepared as the run's geometry.json says (written by reconstruct_run)
 
     console.rule("5/5 report")
     report_path = run_dir / "report" / "index.html"
@@ -144,6 +142,7 @@ def demo_summary(
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "sets": sets_summary(metrics),
+        "paired": paired_summary(metrics),
         "comparator": {
             "kind": cfg.model.comparator,
             "weights": comparator_weights_label(cfg),
@@ -181,24 +180,52 @@ def sets_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]
         for key, value in row["scores"].items():
             if "/" in key:
                 features[key] = value
-            elif key == "pixid":
-                scores["pixel_identification"] = value
-            elif key.startswith("pixid_"):
-                scores["pixel_identification_" + key.removeprefix("pixid_")] = value
             else:
-                scores[key] = value
+                scores[_summary_key(key)] = value
         scores["feature_identification"] = features
         out.setdefault(row["set"], {})[row["method"]] = scores
     return out
 
 
+def paired_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{set: {"e2e - ridge": {metric: paired difference}}}`` from ``metrics.json``.
+
+    Metric names as in :func:`sets_summary`; each value holds the mean per-image
+    difference, its paired bootstrap interval, ``wins`` and ``excludes_zero``.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in metrics.get("comparisons", []):
+        scores: dict[str, Any] = {}
+        features: dict[str, Any] = {}
+        for key, value in row["scores"].items():
+            if "/" in key:
+                features[key] = value
+            else:
+                scores[_summary_key(key)] = value
+        scores["feature_identification"] = features
+        out.setdefault(row["set"], {})[f"{row['method']} - {row['baseline']}"] = scores
+    return out
+
+
+def _summary_key(key: str) -> str:
+    if key == "pixid":
+        return "pixel_identification"
+    if key.startswith("pixid_"):
+        return "pixel_identification_" + key.removeprefix("pixid_")
+    return key
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     """Terminal table: set x method x metric, mean with its interval."""
-    table = Table(title="Demo summary (mean [95% interval]; chance 0.50 for identification)")
+    table = Table(
+        title="Demo summary (mean [95% interval]; chance 0.50 for identification; "
+        '"e2e - ridge": paired per-image difference, bold where its interval excludes 0)'
+    )
     for column in ("set", "method", "pixel ident.", "PixCorr", "SSIM", "feature ident."):
         table.add_column(column)
     for set_name, methods in summary["sets"].items():
-        for method, scores in methods.items():
+        paired = summary.get("paired", {}).get(set_name, {})
+        for method, scores in {**methods, **paired}.items():
             features = scores.get("feature_identification", {})
             table.add_row(
                 set_name,
@@ -214,9 +241,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def _cell(value: dict[str, Any] | None) -> str:
     if not value or value.get("mean") is None:
         return "-"
-    if value.get("ci_low") is None:
-        return f"{value['mean']:.2f}"
-    return f"{value['mean']:.2f} [{value['ci_low']:.2f}, {value['ci_high']:.2f}]"
+    paired = "wins" in value  # a paired difference: signed, bold where it excludes 0
+    number = f"{value['mean']:+.2f}" if paired else f"{value['mean']:.2f}"
+    if value.get("ci_low") is not None:
+        sign = "+" if paired else ""
+        number += f" [{value['ci_low']:{sign}.2f}, {value['ci_high']:{sign}.2f}]"
+    return f"[bold]{number}[/]" if paired and value.get("excludes_zero") else number
 
 
 def _peak_rss_mb() -> float:

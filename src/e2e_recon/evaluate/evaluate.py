@@ -33,6 +33,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
+from e2e_recon.data.geometry import PAPER_SOURCE, ImageGeometry, read_geometry
 from e2e_recon.data.images import rgb_uint8_to_caffe
 from e2e_recon.device import autocast, resolve_device, resolve_precision
 from e2e_recon.errors import DataError
@@ -47,8 +48,10 @@ from e2e_recon.evaluate.metrics import (
     resize_images,
     ssim_scores,
 )
+from e2e_recon.evaluate.paired import paired_comparisons
 from e2e_recon.fileio import atomic_write_text
 from e2e_recon.recon.reconstruct import read_index
+from e2e_recon.recon.records import read_ridge_record
 
 METRICS_FORMAT = "e2e-recon/metrics"
 #: Feature networks known by name: name -> (column label, EfficientNet-Lite variant).
@@ -130,8 +133,8 @@ def evaluate_recon(
     ci: float = 0.95,
     device: str = "auto",
     precision: str = "fp32",
-    stimulus_resize_px: int = files.STIMULUS_RESIZE_PX,
-    stimulus_crop_px: int = files.STIMULUS_CROP_PX,
+    stimulus_resize_px: int | None = None,
+    stimulus_crop_px: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate every (method, set) of a reconstruction folder; write the results there.
 
@@ -155,18 +158,24 @@ def evaluate_recon(
     precision : str
         ``fp32`` (default: the same numbers on every machine), ``bf16``, or
         ``auto`` (bf16 autocast where the device runs it natively and faster).
-    stimulus_resize_px, stimulus_crop_px : int
+    stimulus_resize_px, stimulus_crop_px : int, optional
         How stimuli are prepared to match what the generator was trained on:
-        resized to this size, then centre-cropped (248 and 227 in the paper;
-        ``data.image_size_px`` and ``data.crop_px`` of the run's config).
+        resized to this size, then centre-cropped. Default: the geometry that
+        ``reconstruct`` recorded in ``recon_dir / "geometry.json"`` (the run's
+        ``data.image_size_px`` and ``data.crop_px``), else the paper's 248 and
+        227. Values that differ from the record override it; the result's
+        ``notices`` say so.
 
     Returns
     -------
     dict
         As written to ``recon_dir / "metrics.json"``: ``settings``, ``metrics``
-        (key, label, chance), ``feature_networks`` and ``results`` (one entry per
-        set and method, plus a ``"chance"`` method per set). Per-image scores go
-        to ``recon_dir / "per_image.csv"``.
+        (key, label, chance), ``feature_networks``, ``results`` (one entry per
+        set and method, plus a ``"chance"`` method per set), ``comparisons``
+        (each method against each ridge baseline of its set, paired per image:
+        see :func:`e2e_recon.evaluate.paired.paired_comparisons`), ``baselines``
+        (how the ridge baseline was fitted, when recorded) and ``notices``.
+        Per-image scores go to ``recon_dir / "per_image.csv"``.
 
     Raises
     ------
@@ -183,10 +192,12 @@ def evaluate_recon(
     nets = _resolve_feature_nets(feature_nets, torch_device)
     dtype = resolve_precision(precision, torch_device) if nets else torch.float32
     scorer = _Scorer(nets, resolution_px, torch_device, dtype)
-    scorer.stimulus_px = (stimulus_resize_px, stimulus_crop_px)
+    geometry, notices = recorded_geometry(recon_dir, stimulus_resize_px, stimulus_crop_px)
+    scorer.stimulus_px = (geometry.image_size_px, geometry.crop_px)
     boot = _Bootstrap(n_boot, ci, seed)
     results: list[dict[str, Any]] = []
     per_image: list[dict[str, Any]] = []
+    per_method: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, np.ndarray]]] = {}
     for set_name, methods in files.group_rows(rows).items():
         stimuli = np.zeros(0)
         for method, group in methods.items():
@@ -202,18 +213,20 @@ def evaluate_recon(
             summary = {key: boot.summary(values) for key, values in scores.items()}
             results.append(_result_row(set_name, method, recons, summary))
             per_image += _per_image_rows(group, scores)
+            per_method[(set_name, method)] = (names, scores)
         results.append(_chance_row(set_name, stimuli, scorer.metric_keys, boot))
     result = {
         "format": METRICS_FORMAT,
         "version": 1,
-        "settings": _settings(
-            images_dir, resolution_px, n_boot, ci, seed, str(dtype), scorer.stimulus_px
-        ),
+        "settings": _settings(images_dir, resolution_px, n_boot, ci, seed, str(dtype), geometry),
         "metrics": scorer.metric_info(),
         "feature_networks": [
             {"label": n.label, "weights": n.weights_label, "layers": list(n.layers)} for n in nets
         ],
         "results": results,
+        "comparisons": paired_comparisons(per_method, n_boot, ci, seed),
+        "baselines": {"ridge": ridge} if (ridge := read_ridge_record(recon_dir)) else {},
+        "notices": notices,
     }
     atomic_write_text(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys))
@@ -335,6 +348,17 @@ def _num(value: float) -> float | None:
     return None if not math.isfinite(float(value)) else round(float(value), 6)
 
 
+def recorded_geometry(
+    recon_dir: Path, resize_px: int | None = None, crop_px: int | None = None
+) -> tuple[ImageGeometry, list[str]]:
+    """The geometry of a reconstruction folder, with explicit values applied, and notices."""
+    recorded = read_geometry(recon_dir)
+    geometry, notices = (recorded or ImageGeometry()).with_overrides(resize_px, crop_px)
+    if recorded is None and not notices:
+        notices = [f"stimuli prepared as in the paper ({geometry.describe()}): {PAPER_SOURCE}"]
+    return geometry, notices
+
+
 def _settings(
     images_dir: Path,
     resolution_px: int | None,
@@ -342,13 +366,14 @@ def _settings(
     ci: float,
     seed: int,
     dtype: str,
-    stimulus_px: tuple[int, int],
+    geometry: ImageGeometry,
 ) -> dict[str, Any]:
     return {
         "feature_precision": dtype,
         "images_dir": str(images_dir),
-        "stimulus_preparation": f"resize {stimulus_px[0]} px (bilinear), centre "
-        f"{stimulus_px[1]} px, bicubic to the reconstruction size if it differs",
+        "stimulus_preparation": f"{geometry.describe()}, bicubic to the reconstruction size "
+        "if it differs",
+        "geometry": {k: v for k, v in geometry.to_dict().items() if k not in ("format", "version")},
         "reconstruction_values": "display image: gen_img of the .mat with the 0.04% most "
         "extreme values clipped and stretched to 0-255 (as saved to .tif); else the .png",
         "pixel_identification": "Pearson correlation, ties count as failures (bdpy definition)",

@@ -187,9 +187,7 @@ def run_condition(
             seed=experiment.seed,
             ci=cfg.eval.ci_level,
             device=cfg.train.device,
-            stimulus_resize_px=cfg.data.image_size_px,
-            stimulus_crop_px=cfg.data.crop_px,
-        )
+        )  # stimuli prepared as the run's geometry.json says
     finally:
         detach_log_file(run_dir / "log.txt")
     seconds = time.perf_counter() - start

@@ -202,11 +202,14 @@ class RidgeDecoder:
             else:
                 break
         if best in (0, len(relative) - 1):
+            why = (
+                "the training patterns need almost no shrinkage (few, nearly noiseless samples)"
+                if best == 0
+                else "the voxels carry almost no information about the images"
+            )
             warnings.warn(
                 f"ridge alpha {scale * relative[best]:.3g} is at the limit of the search "
-                f"({low:g} to {high:g} times the mean eigenvalue of the Gram matrix): the "
-                "voxels carry almost no information about the images, or none is left "
-                "after z-scoring",
+                f"({low:g} to {high:g} times the mean eigenvalue of the Gram matrix): {why}",
                 stacklevel=3,
             )
         return scale * relative, terms

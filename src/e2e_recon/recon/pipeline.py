@@ -21,7 +21,7 @@ from e2e_recon.data.dataset import (
     load_training_set,
     training_norm_stats,
 )
-from e2e_recon.data.images import center_crop_uint8
+from e2e_recon.data.geometry import ImageGeometry, write_geometry
 from e2e_recon.device import resolve_device
 from e2e_recon.errors import DataError
 from e2e_recon.recon.baselines import RidgeDecoder
@@ -32,16 +32,58 @@ from e2e_recon.recon.reconstruct import (
     write_index,
     write_set,
 )
+from e2e_recon.recon.records import check_geometry, write_ridge_record
 from e2e_recon.runs import get_logger
 
 DEFAULT_ROI = "ROI_VC = 1"
 
 
-def fit_ridge(training: TrainingSet, crop_px: int, decode_px: int = 64) -> RidgeDecoder:
-    """Fit the ridge pixel decoder on the centre crops of the training images."""
-    crops = center_crop_uint8(np.asarray(training.images), crop_px)  # (M, c, c, 3) BGR
-    decoder = RidgeDecoder(decode_px=min(decode_px, crop_px))
-    return decoder.fit(training.voxels, crops, training.image_index)
+def fit_ridge(
+    training: TrainingSet,
+    geometry: ImageGeometry,
+    norm: NormStats | None = None,
+    test_trials: int | Sequence[int] = 1,
+    decode_px: int = 64,
+) -> RidgeDecoder:
+    """Fit the ridge pixel decoder on the generator's own targets.
+
+    Parameters
+    ----------
+    training : TrainingSet
+        The samples and images the generator was trained on (its validation split
+        held out), images resized to ``geometry.image_size_px``.
+    geometry : ImageGeometry
+        Targets are the centre crops the generator's output is compared with.
+    norm : NormStats, optional
+        The statistics the test patterns are z-scored with (the generator's); the
+        training patterns are brought to the same statistics first.
+    test_trials : int or sequence of int
+        Presentations averaged in each test set; one alpha is chosen for each.
+    """
+    crops = geometry.target_crops(np.asarray(training.images))  # (M, c, c, 3) BGR
+    voxels = training.voxels if norm is None else same_statistics(training, norm)
+    decoder = RidgeDecoder(decode_px=min(decode_px, geometry.crop_px))
+    return decoder.fit(voxels, crops, training.image_index, test_trials)
+
+
+def same_statistics(training: TrainingSet, norm: NormStats) -> np.ndarray:
+    """Training patterns z-scored with ``norm`` instead of their own statistics, (N, V)."""
+    own = training.norm
+    if own.mean.shape != norm.mean.shape:
+        raise DataError(
+            f"the training file gives {own.mean.size} voxels but the model's statistics have "
+            f"{norm.mean.size}: use the training file and ROI the model was trained with"
+        )
+    if np.array_equal(own.mean, norm.mean) and np.array_equal(own.std, norm.std):
+        return training.voxels
+    raw = training.voxels * own.std + own.mean  # (N, V) back to the file's values
+    return ((raw - norm.mean) / norm.std).astype(np.float32)
+
+
+def trial_counts(test_sets: Sequence[TestSet]) -> tuple[int, ...]:
+    """Typical presentations averaged per image in each test set (median), first set first."""
+    counts = [round(float(np.median(t.n_trials))) for t in test_sets if len(t.n_trials)]
+    return tuple(dict.fromkeys(max(n, 1) for n in counts)) or (1,)
 
 
 def ridge_reconstruct(
@@ -50,8 +92,10 @@ def ridge_reconstruct(
     """Write the ridge baseline's reconstructions (unscaled averages: the decoder is linear)."""
     rows: list[dict[str, str]] = []
     for test_set in test_sets:
-        bgr = decoder.predict(test_set.voxels)  # (M, c, c, 3), channel order of the fit: BGR
+        n = trial_counts([test_set])[0]
+        bgr = decoder.predict(test_set.voxels, n_trials=n)  # (M, c, c, 3), BGR as fitted
         rows += write_set(out_dir, "ridge", test_set, np.ascontiguousarray(bgr[..., ::-1]))
+    write_ridge_record(out_dir, decoder)
     return rows
 
 
@@ -60,30 +104,35 @@ def reconstruct_run(
 ) -> Path:
     """Reconstruct every test set of a run with its generator (and the ridge baseline).
 
-    Writes ``RUN_DIR/recon/index.csv`` and the image files; returns the recon folder.
+    The ridge baseline is fitted on exactly what the generator was trained on: the
+    same training images (validation split held out), the same target crops and
+    the same voxel statistics. Writes ``RUN_DIR/recon/index.csv``, the image
+    files and ``geometry.json``; returns the recon folder.
     """
+    from e2e_recon.train.setup import load_data
+
     cfg = cfg or load_config(run_dir / "config.yaml")
     log = get_logger()
     out_dir = run_dir / "recon"
+    geometry = ImageGeometry.from_config(cfg)
     models = load_recon_models(run_dir)
     data = cfg.data
     training = None
     norm = models[0].norm
     if ridge or norm is None:
-        training = load_training_set(
-            data.train_fmri, data.images_dir, data.roi, data.image_size_px, data.cache_dir or None,
-            data.train_images, data.val_images, cfg.train.seed, data.drop_nonfinite_voxels,
-        )  # fmt: skip
+        training = load_data(cfg)
         norm = norm or training.norm
     test_sets = _test_sets(data.test_fmri, data.roi, norm, data.images_dir or None, data)
+    check_geometry(out_dir, geometry, {m.method for m in models} | ({"ridge"} if ridge else set()))
     dev = resolve_device(device or cfg.train.device)
     index = reconstruct(
         models, test_sets, out_dir, dev, cfg.recon.scale, cfg.recon.clip_percent,
         cfg.recon.batch_size,
     )  # fmt: skip
+    write_geometry(out_dir, geometry)
     if ridge and training is not None:
         log.info("fitting the ridge baseline on %d samples", len(training.voxels))
-        decoder = fit_ridge(training, data.crop_px)
+        decoder = fit_ridge(training, geometry, norm, trial_counts(test_sets))
         index = write_index(out_dir, ridge_reconstruct(decoder, test_sets, out_dir))
     log.info("reconstructions indexed in %s", index)
     return out_dir
@@ -107,17 +156,21 @@ def reconstruct_cli(
     if generator_path.is_dir() and (generator_path / "config.yaml").is_file() and not test_files:
         return reconstruct_run(generator_path, ridge=ridge, device=device) / "index.csv"
     models = load_recon_models(generator_path)
+    if ridge and (train_file is None or images_dir is None):
+        raise DataError("--ridge needs --train-fmri and --images (the training images)")
     roi = roi or (models[0].norm.roi if models[0].norm else "") or DEFAULT_ROI
     norm = models[0].norm or _norm_from_training(train_file, roi)
     _check_roi(models[0], norm, roi)
+    geometry = models[0].geometry
     test_sets = [load_test_set(p, None, roi, norm) for p in test_files]
+    check_geometry(out, geometry, {m.method for m in models} | ({"ridge"} if ridge else set()))
     index = reconstruct(models, test_sets, out, resolve_device(device))
-    if ridge:
-        if train_file is None or images_dir is None:
-            raise DataError("--ridge needs --train-fmri and --images (the training images)")
-        crop = models[0].crop_px
-        training = load_training_set(train_file, images_dir, roi, crop)
-        index = write_index(out, ridge_reconstruct(fit_ridge(training, crop), test_sets, out))
+    write_geometry(out, geometry)
+    if ridge and train_file is not None and images_dir is not None:
+        # The generator's geometry and statistics; all images of the training file.
+        training = load_training_set(train_file, images_dir, roi, geometry.image_size_px)
+        decoder = fit_ridge(training, geometry, norm, trial_counts(test_sets))
+        index = write_index(out, ridge_reconstruct(decoder, test_sets, out))
     return index
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from PIL import Image
 from torch import nn
 
 from e2e_recon.data.dataset import NormStats, TestSet
+from e2e_recon.data.geometry import ImageGeometry
 from e2e_recon.data.images import caffe_to_rgb_float, display_image
 from e2e_recon.errors import DataError, ModelFormatError
 from e2e_recon.fileio import atomic_path
@@ -40,6 +41,7 @@ class ReconModel:
     net: nn.Module
     norm: NormStats | None  # training statistics stored with the model, if any
     crop_px: int
+    geometry: ImageGeometry = field(default_factory=ImageGeometry)  # how its targets were made
 
 
 def scale_factors(n_trials: np.ndarray, scale: str) -> np.ndarray:
@@ -195,9 +197,9 @@ def load_recon_models(spec: Path, prototxt: Path | None = None) -> list[ReconMod
     models = []
     for path in files:
         net = load_generator(path, prototxt)
-        norm, crop = _model_extras(path, net)
+        norm, crop, geometry = _model_extras(path, net)
         method = "e2e" if single else f"e2e@{path.stem}"
-        models.append(ReconModel(method=method, net=net, norm=norm, crop_px=crop))
+        models.append(ReconModel(method, net, norm, crop, geometry))
     return models
 
 
@@ -223,17 +225,25 @@ def _model_files(spec: Path) -> list[Path]:
     return snapshots
 
 
-def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int]:
+def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int, ImageGeometry]:
+    """Statistics, output crop and target geometry a model file carries (or the paper's)."""
     size = int(getattr(net, "output_size_px", 256))
     default_crop = 227 if size == 256 else size
     if path.suffix != ".pt":
-        return None, default_crop
+        return None, default_crop, ImageGeometry(source=f"the published model ({path.name})")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     norm = NormStats.from_dict(blob["norm"]) if isinstance(blob, dict) and "norm" in blob else None
     meta = blob.get("meta", {}) if isinstance(blob, dict) else {}
     trained_cfg = meta.get("config") or blob.get("config") or {}  # .pt or training snapshot
-    trained_crop = trained_cfg.get("data", {}).get("crop_px", default_crop)
-    return norm, int(meta.get("crop_px", trained_crop))
+    trained_crop = int(
+        meta.get("crop_px", trained_cfg.get("data", {}).get("crop_px", default_crop))
+    )
+    if trained_cfg:
+        geometry = ImageGeometry.from_config_dict(trained_cfg, f"the config stored in {path}")
+    else:
+        resize = max(trained_crop, round(trained_crop * 248 / 227))
+        geometry = ImageGeometry(resize, trained_crop, source=f"{path} (no config; paper ratio)")
+    return norm, trained_crop, geometry
 
 
 def _generator_inputs(net: nn.Module) -> int | None:
