@@ -5,7 +5,7 @@ The loop around :func:`e2e_recon.train.step.training_step`:
 1. sample a batch (z-scored voxels and random crops, one ``torch.Generator``);
 2. run one iteration (D step, then G step; see ``step.py``);
 3. average the unweighted losses over the ranks and apply the balance rule;
-4. advance the learning-rate schedules;
+4. advance each network's learning-rate schedule when that network stepped;
 5. log, draw a grid of current reconstructions, snapshot, as configured.
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a snapshot and
@@ -35,6 +35,7 @@ from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
 from e2e_recon.train.sampling import make_sampler
+from e2e_recon.train.schedule import is_legacy_state
 from e2e_recon.train.setup import (
     check_supported,
     effective_weights,
@@ -238,15 +239,18 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             ratio = balance_ratio(last["d_real"], last["d_fake"], last["adversarial"])
             state_used = run.balance
             run.balance = update_balance(run.balance, ratio, limits)
-            # 4. Learning-rate schedules advance once per iteration.
-            run.opt.generator_schedule.step()
-            if run.settings.adversarial:  # a discriminator that never steps keeps its lr
+            # 4. Learning-rate schedules: each counts its own network's updates (Caffe
+            #    solvers), so a network the balance rule paused keeps its rate.
+            trained_d = state_used.train_d and run.settings.adversarial
+            lrs = run.opt.learning_rates()  # the rates this iteration's updates used
+            if state_used.train_g:
+                run.opt.generator_schedule.step()
+            if trained_d:
                 run.opt.discriminator_schedule.step()
             run.iteration += 1
             # 5. Logging, grids, snapshots.
-            trained_d = state_used.train_d and run.settings.adversarial
-            row = {**last, "ratio": ratio, "train_d": trained_d}
-            row |= {"train_g": state_used.train_g} | _validate(run)
+            row = {**last, "ratio": ratio, "train_d": trained_d, "train_g": state_used.train_g}
+            row |= lrs | _validate(run)
             early = run.early_stopped = _early_stop(run)
             _after_iteration(run, recorder, row, stopping or early)
             if stopping or early:
@@ -285,8 +289,7 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
     done = it >= cfg.train.iters
     validated = any(k.startswith("val_") for k in row)
     if it % max(cfg.train.log_every_iters, 1) == 0 or done or stopping or validated:
-        lrs = {"lr_g": run.opt.generator.param_groups[0]["lr"]}
-        recorder.log(it, row | lrs)
+        recorder.log(it, row)
     else:
         recorder.advance(it)
     if run.grid is not None and (it % cfg.train.grid_every_iters == 0 or done):
@@ -365,8 +368,8 @@ def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
         "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
         "optimizer_g": opt.generator.state_dict(),
         "optimizer_d": opt.discriminator.state_dict(),
-        "schedule_g": ckpt_io.scheduler_state(opt.generator_schedule),
-        "schedule_d": ckpt_io.scheduler_state(opt.discriminator_schedule),
+        "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
+        "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
         "balance": run.balance.to_dict(),
         "validation": run.best.to_dict(),
         "norm": run.norm,
@@ -384,8 +387,7 @@ def _restore(run: _Run, path: Path) -> None:
     nets.discriminator.load_state_dict(ckpt["discriminator"])
     opt.generator.load_state_dict(ckpt["optimizer_g"])
     opt.discriminator.load_state_dict(ckpt["optimizer_d"])
-    ckpt_io.load_scheduler_state(opt.generator_schedule, ckpt["schedule_g"])
-    ckpt_io.load_scheduler_state(opt.discriminator_schedule, ckpt["schedule_d"])
+    _restore_schedules(run, ckpt, path)
     _restore_ema(run, ckpt, path)
     run.balance = BalanceState.from_dict(ckpt["balance"])
     if "validation" in ckpt:
@@ -404,6 +406,19 @@ def _restore(run: _Run, path: Path) -> None:
     if run.info.is_main:
         trim_stats(run.run_dir / "stats.jsonl", run.iteration)
         get_logger().info("resumed from %s at iteration %d", path, run.iteration)
+
+
+def _restore_schedules(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
+    """Both networks' update counters; an older snapshot counted loop iterations for both."""
+    opt = run.opt
+    opt.generator_schedule.load_state_dict(ckpt["schedule_g"])
+    opt.discriminator_schedule.load_state_dict(ckpt["schedule_d"])
+    if is_legacy_state(ckpt["schedule_d"]) and run.info.is_main:
+        get_logger().warning(
+            "%s predates per-network learning-rate schedules: both update counters start "
+            "from its iteration count (%d) and count each network's own updates from here",
+            path, opt.discriminator_schedule.updates,
+        )  # fmt: skip
 
 
 def _restore_ema(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
