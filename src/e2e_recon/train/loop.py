@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import torch
 
 from e2e_recon.config import Config, to_dict
-from e2e_recon.device import resolve_device, resolve_precision
+from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
 from e2e_recon.errors import TrainingError
 from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
@@ -105,7 +105,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         ``iterations``, ``start_iteration``, ``interrupted``, ``seconds``,
         ``it_per_s``, ``last`` (last unweighted losses), ``balance``,
         ``checkpoint``, ``generator`` (project .pt with ``norm``), ``device``,
-        ``precision``, ``world_size``, ``run_dir``.
+        ``precision``, ``tf32`` (TF32 allowed on a CUDA device), ``world_size``,
+        ``run_dir``.
 
     Raises
     ------
@@ -117,18 +118,20 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     check_supported(cfg)
     run_dir = Path(run_dir)
     info, device = distributed.setup(resolve_device(cfg.train.device))
-    try:
-        if info.is_main:
-            init_run_dir(run_dir, cfg)
-        distributed.barrier(info)
-        run = _prepare(cfg, run_dir, info, device)
-        if resume:
-            _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
-        elif info.is_main:
-            trim_stats(run_dir / "stats.jsonl", 0)
-        return _run_loop(run)
-    finally:
-        distributed.teardown()
+    # precision fp32 is strict float32 (TF32 off on CUDA), as the published models.
+    with tf32_mode(allows_tf32(cfg.train.precision)):
+        try:
+            if info.is_main:
+                init_run_dir(run_dir, cfg)
+            distributed.barrier(info)
+            run = _prepare(cfg, run_dir, info, device)
+            if resume:
+                _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
+            elif info.is_main:
+                trim_stats(run_dir / "stats.jsonl", 0)
+            return _run_loop(run)
+        finally:
+            distributed.teardown()
 
 
 def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device) -> _Run:
@@ -475,6 +478,7 @@ def _summary(
         "early_stopped": run.early_stopped,
         "device": str(run.settings.device),
         "precision": _dtype_name(run.settings.dtype),
+        "tf32": run.settings.device.type == "cuda" and allows_tf32(run.cfg.train.precision),
         "world_size": run.info.world_size,
     }
 
