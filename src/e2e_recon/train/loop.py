@@ -2,7 +2,8 @@
 
 The loop around :func:`e2e_recon.train.step.training_step`:
 
-1. sample a batch (z-scored voxels and random crops, one ``torch.Generator``);
+1. sample a batch (z-scored voxels and random crops, one ``torch.Generator``; the
+   samples drawn at random or read in one fixed shuffled order, ``data.sampling``);
 2. run one iteration (D step, then G step; see ``step.py``);
 3. average the unweighted losses over the ranks and apply the balance rule;
 4. advance each network's learning-rate schedule when that network stepped;
@@ -34,7 +35,7 @@ from e2e_recon.train.balance import BalanceState, balance_ratio, update_balance
 from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
-from e2e_recon.train.sampling import make_sampler
+from e2e_recon.train.sampling import EpochOrder, make_sampler
 from e2e_recon.train.schedule import is_legacy_state
 from e2e_recon.train.setup import (
     check_supported,
@@ -57,6 +58,8 @@ from e2e_recon.train.step import (
 from e2e_recon.train.stopping import stop_requests
 from e2e_recon.train.validation import BEST_METRICS, BestTracker, Validator, write_best
 
+#: Added to the run's seed for the epoch order's own random stream.
+_ORDER_SEED = 104_729
 _LOGGED = ("loss_g", "loss_d", "image", "feature", "adversarial", "d_real", "d_fake")
 __all__ = ["check_supported", "load_data", "loss_weights", "thresholds", "train"]
 
@@ -78,6 +81,7 @@ class _Run:
     sample_generator: torch.Generator
     weights: LossWeights  # absolute weights before warm-up
     validator: Validator | None = None
+    order: EpochOrder | None = None  # data.sampling: epoch
     ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
     best: BestTracker = field(default_factory=BestTracker)
     balance: BalanceState = field(default_factory=BalanceState)
@@ -162,15 +166,16 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
     if info.is_main and cfg.train.val_every_iters > 0:
         validator = Validator(data.val, cfg.data.crop_px, layers)
     t = cfg.train
+    sampler = make_sampler(
+        data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
+    )
     return _Run(
         cfg=cfg,
         run_dir=run_dir,
         info=info,
         nets=nets,
         opt=build_optimisers(cfg, nets, device),
-        sampler=make_sampler(
-            data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
-        ),
+        sampler=sampler,
         norm=data.norm.to_dict(),
         settings=settings,
         grid=grid,
@@ -178,6 +183,9 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
         sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
         weights=_run_weights(cfg, data, nets, settings, info),
         validator=validator,
+        order=EpochOrder(len(sampler), _ORDER_SEED + t.seed)
+        if cfg.data.sampling == "epoch"
+        else None,
         ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
         best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
     )
@@ -263,7 +271,10 @@ def _run_loop(run: _Run) -> dict[str, Any]:
 
 
 def _batch(run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
-    voxels, real = run.sampler.sample(run.batch_per_rank, run.sample_generator)
+    rows = None
+    if run.order is not None:  # this rank's share of the next samples in the fixed order
+        rows = run.order.next_rows(run.batch_per_rank, run.info.rank, run.info.world_size)
+    voxels, real = run.sampler.sample(run.batch_per_rank, run.sample_generator, rows)
     device = run.settings.device
     voxels = voxels.to(device, non_blocking=True)  # (B, V)
     real = real.to(device, non_blocking=True)  # (B, 3, crop, crop)
@@ -361,25 +372,30 @@ def _snapshot(run: _Run) -> Path | None:
 def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
     nets, opt = run.nets, run.opt
     ema = {"generator_ema": run.ema.state_dict()} if run.ema is not None else {}
-    return ema | {
-        "format": ckpt_io.CHECKPOINT_FORMAT,
-        "version": ckpt_io.FORMAT_VERSION,
-        "iteration": run.iteration,
-        "generator": ckpt_io.module_state(nets.generator),
-        "generator_arch": nets.generator.arch_kwargs(),  # type: ignore[operator]
-        "discriminator": ckpt_io.module_state(nets.discriminator),
-        "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
-        "optimizer_g": opt.generator.state_dict(),
-        "optimizer_d": opt.discriminator.state_dict(),
-        "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
-        "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
-        "balance": run.balance.to_dict(),
-        "validation": run.best.to_dict(),
-        "norm": run.norm,
-        "rng": rng_by_rank,
-        "world_size": run.info.world_size,
-        "config": to_dict(run.cfg),
-    }
+    order = {"data_order": run.order.state_dict()} if run.order is not None else {}
+    return (
+        ema
+        | order
+        | {
+            "format": ckpt_io.CHECKPOINT_FORMAT,
+            "version": ckpt_io.FORMAT_VERSION,
+            "iteration": run.iteration,
+            "generator": ckpt_io.module_state(nets.generator),
+            "generator_arch": nets.generator.arch_kwargs(),  # type: ignore[operator]
+            "discriminator": ckpt_io.module_state(nets.discriminator),
+            "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
+            "optimizer_g": opt.generator.state_dict(),
+            "optimizer_d": opt.discriminator.state_dict(),
+            "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
+            "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
+            "balance": run.balance.to_dict(),
+            "validation": run.best.to_dict(),
+            "norm": run.norm,
+            "rng": rng_by_rank,
+            "world_size": run.info.world_size,
+            "config": to_dict(run.cfg),
+        }
+    )
 
 
 def _restore(run: _Run, path: Path) -> None:
@@ -396,6 +412,7 @@ def _restore(run: _Run, path: Path) -> None:
     if "validation" in ckpt:
         run.best = BestTracker.from_dict(dict(ckpt["validation"]))
     run.iteration = int(ckpt["iteration"])
+    _restore_order(run, ckpt, path)
     rng = ckpt["rng"]
     generators = {"sampler": run.sample_generator}
     if len(rng) == run.info.world_size:
@@ -409,6 +426,23 @@ def _restore(run: _Run, path: Path) -> None:
     if run.info.is_main:
         trim_stats(run.run_dir / "stats.jsonl", run.iteration)
         get_logger().info("resumed from %s at iteration %d", path, run.iteration)
+
+
+def _restore_order(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
+    """The read position in the epoch order; a snapshot without one read every batch at
+    random, so the order continues where the iterations so far would have left it."""
+    if run.order is None:
+        return
+    if "data_order" in ckpt:
+        run.order.load_state_dict(dict(ckpt["data_order"]))
+        return
+    run.order.position = run.iteration * run.cfg.train.batch_size % run.order.n_samples
+    if run.info.is_main:
+        get_logger().warning(
+            "%s holds no epoch-order position (data.sampling was random): the fixed order "
+            "is read from position %d",
+            path, run.order.position,
+        )  # fmt: skip
 
 
 def _restore_schedules(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
