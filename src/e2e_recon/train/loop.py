@@ -183,12 +183,17 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
         sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
         weights=_run_weights(cfg, data, nets, settings, info),
         validator=validator,
-        order=EpochOrder(len(sampler), _ORDER_SEED + t.seed)
-        if cfg.data.sampling == "epoch"
-        else None,
+        order=_epoch_order(cfg, len(sampler)),
         ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
         best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
     )
+
+
+def _epoch_order(cfg: Config, n_samples: int) -> EpochOrder | None:
+    """The fixed shuffled order of ``data.sampling: epoch`` (None for ``random``)."""
+    if cfg.data.sampling != "epoch":
+        return None
+    return EpochOrder(n_samples, _ORDER_SEED + cfg.train.seed)
 
 
 def _output_generator(run: _Run) -> torch.nn.Module:
@@ -373,29 +378,25 @@ def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
     nets, opt = run.nets, run.opt
     ema = {"generator_ema": run.ema.state_dict()} if run.ema is not None else {}
     order = {"data_order": run.order.state_dict()} if run.order is not None else {}
-    return (
-        ema
-        | order
-        | {
-            "format": ckpt_io.CHECKPOINT_FORMAT,
-            "version": ckpt_io.FORMAT_VERSION,
-            "iteration": run.iteration,
-            "generator": ckpt_io.module_state(nets.generator),
-            "generator_arch": nets.generator.arch_kwargs(),  # type: ignore[operator]
-            "discriminator": ckpt_io.module_state(nets.discriminator),
-            "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
-            "optimizer_g": opt.generator.state_dict(),
-            "optimizer_d": opt.discriminator.state_dict(),
-            "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
-            "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
-            "balance": run.balance.to_dict(),
-            "validation": run.best.to_dict(),
-            "norm": run.norm,
-            "rng": rng_by_rank,
-            "world_size": run.info.world_size,
-            "config": to_dict(run.cfg),
-        }
-    )
+    return ema | order | {
+        "format": ckpt_io.CHECKPOINT_FORMAT,
+        "version": ckpt_io.FORMAT_VERSION,
+        "iteration": run.iteration,
+        "generator": ckpt_io.module_state(nets.generator),
+        "generator_arch": nets.generator.arch_kwargs(),  # type: ignore[operator]
+        "discriminator": ckpt_io.module_state(nets.discriminator),
+        "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
+        "optimizer_g": opt.generator.state_dict(),
+        "optimizer_d": opt.discriminator.state_dict(),
+        "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
+        "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
+        "balance": run.balance.to_dict(),
+        "validation": run.best.to_dict(),
+        "norm": run.norm,
+        "rng": rng_by_rank,
+        "world_size": run.info.world_size,
+        "config": to_dict(run.cfg),
+    }  # fmt: skip
 
 
 def _restore(run: _Run, path: Path) -> None:
