@@ -59,3 +59,16 @@ def test_real_probe_runs() -> None:
     assert fp32_s > 0 and bf16_s > 0
     info = dev.cpu_info()
     assert {"cpu_model", "native_bf16_flags"} <= set(info)
+
+
+def test_fp32_is_strict_and_tf32_mode_restores_the_flags() -> None:
+    assert not dev.allows_tf32("fp32")
+    assert dev.allows_tf32("auto") and dev.allows_tf32("bf16")
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
+    with dev.tf32_mode(False):
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+        with dev.tf32_mode(True):
+            assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+    assert (matmul.allow_tf32, cudnn.allow_tf32) == before

@@ -40,6 +40,9 @@ class DataConfig:
     val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
     cache_dir: str = ""  # preprocessed-image cache ("" = beside the images)
+    # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
+    # read in order and wrapped (the published LMDB)
+    sampling: str = "random"
 
 
 @dataclass(frozen=True)

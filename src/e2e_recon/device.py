@@ -1,11 +1,14 @@
 """Device and numeric-precision choice.
 
+``precision: fp32`` is strict float32: no autocast, and TF32 off on CUDA (see
+:func:`tf32_mode`), as the published models were trained.
+
 ``precision: auto`` decides per machine. On CUDA, bfloat16 autocast is used when
-the GPU supports it. On CPU, bfloat16 pays off only where the processor runs it
-natively (AVX-512 BF16 or AMX); on AVX2-only processors it is emulated and runs
-5-60x slower. So on CPU ``auto`` picks bf16 only when the CPU flags say native
-support AND a short probe confirms that bf16 is faster than float32 here; the
-probe result is cached per CPU model and torch version.
+the GPU supports it, with TF32 for what stays in float32. On CPU, bfloat16 pays
+off only where the processor runs it natively (AVX-512 BF16 or AMX); on AVX2-only
+processors it is emulated and runs 5-60x slower. So on CPU ``auto`` picks bf16
+only when the CPU flags say native support AND a short probe confirms that bf16 is
+faster than float32 here; the probe result is cached per CPU model and torch version.
 """
 
 from __future__ import annotations
@@ -98,6 +101,33 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def allows_tf32(precision: str) -> bool:
+    """Whether ``train.precision`` lets CUDA use TF32 for float32 matmuls and convolutions.
+
+    ``fp32`` is strict float32, as the published models were trained (Caffe, 2016):
+    TF32 keeps only 10 mantissa bits. ``auto`` and ``bf16`` trade exactness for speed
+    and allow it for whatever stays in float32.
+    """
+    return precision != "fp32"
+
+
+@contextlib.contextmanager
+def tf32_mode(enabled: bool) -> Iterator[None]:
+    """Allow or forbid TF32 in CUDA matmuls and cuDNN convolutions; restore on exit.
+
+    PyTorch's own defaults differ (matmuls off, cuDNN convolutions on), so a float32 run
+    on an Ampere or newer GPU would otherwise compute its convolutions in TF32. The flags
+    exist on every build and do nothing without CUDA.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (matmul.allow_tf32, cudnn.allow_tf32)
+    matmul.allow_tf32 = cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
 
 
 def cpu_bf16_is_faster(cache_path: Path | None = None) -> bool:

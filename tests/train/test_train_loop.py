@@ -184,3 +184,24 @@ def test_ema_added_on_resume_starts_from_the_resumed_weights(
     train(longer, tmp_path / "run", resume=True)
     ckpt = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert ckpt["generator_ema"]["updates"] == 1
+
+
+def test_fp32_trains_with_tf32_off_and_restores_the_flags(
+    subject: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from e2e_recon.train import loop
+
+    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    seen: list[tuple[bool, bool]] = []
+    original = loop._run_loop
+
+    def recording(run: loop._Run) -> dict[str, object]:
+        seen.append((flags[0].allow_tf32, flags[1].allow_tf32))
+        return original(run)
+
+    monkeypatch.setattr(loop, "_run_loop", recording)
+    before = (flags[0].allow_tf32, flags[1].allow_tf32)
+    train(tiny_config(subject, "train.iters=1"), tmp_path / "strict")  # precision fp32
+    train(tiny_config(subject, "train.iters=1", "train.precision=bf16"), tmp_path / "fast")
+    assert seen == [(False, False), (True, True)]
+    assert (flags[0].allow_tf32, flags[1].allow_tf32) == before

@@ -438,29 +438,36 @@ class CropSampler:
         return int(self.voxels.shape[0])
 
     def sample(
-        self, batch_size: int, generator: torch.Generator
+        self, batch_size: int, generator: torch.Generator, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``batch_size`` samples uniformly with replacement.
+        """Draw ``batch_size`` samples uniformly with replacement, or take ``rows``.
 
         Returns
         -------
         voxels : Tensor, shape (B, V), float32
         crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
         """
-        rows, crops = self.draw(batch_size, generator)
+        rows, crops = self.draw(batch_size, generator, rows)
         return self.voxels[rows], crops
 
     def draw(
-        self, batch_size: int, generator: torch.Generator
+        self, batch_size: int, generator: torch.Generator, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample rows uniformly with replacement and cut a random crop of each one's image.
+
+        Parameters
+        ----------
+        rows : Tensor, shape (B,), int64, optional
+            The rows to use instead of drawing them (``data.sampling: epoch``); the
+            crop offsets are still drawn from ``generator``.
 
         Returns
         -------
         rows : Tensor, shape (B,), int64, rows of ``voxels``
         crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
         """
-        rows = torch.randint(len(self), (batch_size,), generator=generator)  # (B,)
+        if rows is None:
+            rows = torch.randint(len(self), (batch_size,), generator=generator)  # (B,)
         offsets = torch.randint(self.max_offset + 1, (2, batch_size), generator=generator)
         return rows, self.crops(self.image_index[rows], offsets[0], offsets[1])
 

@@ -27,6 +27,11 @@ CONV_LAYERS: tuple[tuple[str, int, int, int], ...] = (
     ("Dconv5", 256, 3, 2),
 )
 
+#: The fork's ``msra_coeff`` per layer (REFERENCE.md, "Networks"): weights are drawn with
+#: std = coeff x sqrt(2 / fan_in). The small first and last layers keep the initial logits
+#: near zero, so D starts at a loss of about log 2 instead of saturated; the rest use 1.
+MSRA_COEFF: dict[str, float] = {"Dconv1": 0.1, "Dfc6": 0.1, "Dfc7": 0.1}
+
 
 def conv_output_size(input_size_px: int) -> int:
     """Side of the Dconv5 map for a square input (11 for 227 px)."""
@@ -66,12 +71,17 @@ class Discriminator(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He-normal weights (Caffe "msra", fan-in) and zero biases, as the prototxt."""
+        """He-normal weights (Caffe "msra", fan-in) scaled by :data:`MSRA_COEFF`; zero biases.
+
+        As the published prototxt: std = coeff x sqrt(2 / fan_in) with coeff 0.1 for
+        Dconv1, Dfc6 and Dfc7 and 1 for Dconv2-5. Layers are drawn in network order.
+        """
         with torch.no_grad():
-            for module in self.modules():
+            for name, module in self.named_children():
                 if isinstance(module, nn.Conv2d | nn.Linear):
                     fan_in = module.weight[0].numel()
-                    module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+                    std = MSRA_COEFF.get(name, 1.0) * math.sqrt(2.0 / fan_in)
+                    module.weight.normal_(0.0, std, generator=generator)
                     module.bias.zero_()  # type: ignore[union-attr]
 
     def arch_kwargs(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Training checkpoints: plain dicts of tensors, written atomically, resumed exactly.
 
 A checkpoint holds the generator (and its moving average when ``train.ema_decay``
-is on), the discriminator, both optimisers and their
-learning-rate schedules, the iteration, the balance state, the normalisation
+is on), the discriminator, both optimisers and their learning-rate schedules (each
+with its network's update counter), the iteration, the balance state, the normalisation
 statistics and every random-number state (torch CPU and CUDA, numpy, Python and
 the explicit ``torch.Generator`` objects of the loop). It loads with
 ``torch.load(weights_only=True)``. Files are written under a temporary name in the
@@ -22,7 +22,6 @@ import os
 import random
 import re
 import shutil
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -176,24 +175,6 @@ def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generat
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
     for name, g in generators.items():
         g.set_state(state["generators"][name])
-
-
-def scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
-    """A scheduler's state dict with its ``Counter`` of milestones as a plain dict."""
-    state = dict(scheduler.state_dict())
-    if isinstance(state.get("milestones"), Counter):
-        state["milestones"] = {int(k): int(v) for k, v in state["milestones"].items()}
-    return state
-
-
-def load_scheduler_state(
-    scheduler: torch.optim.lr_scheduler.LRScheduler, state: Mapping[str, Any]
-) -> None:
-    """Inverse of :func:`scheduler_state`."""
-    state = dict(state)
-    if isinstance(state.get("milestones"), dict):
-        state["milestones"] = Counter(state["milestones"])
-    scheduler.load_state_dict(state)
 
 
 def export_generator(checkpoint_path: Path, out_path: Path) -> Path:

@@ -2,10 +2,11 @@
 
 The loop around :func:`e2e_recon.train.step.training_step`:
 
-1. sample a batch (z-scored voxels and random crops, one ``torch.Generator``);
+1. sample a batch (z-scored voxels and random crops, one ``torch.Generator``; the
+   samples drawn at random or read in one fixed shuffled order, ``data.sampling``);
 2. run one iteration (D step, then G step; see ``step.py``);
 3. average the unweighted losses over the ranks and apply the balance rule;
-4. advance the learning-rate schedules;
+4. advance each network's learning-rate schedule when that network stepped;
 5. log, draw a grid of current reconstructions, snapshot, as configured.
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a snapshot and
@@ -25,7 +26,7 @@ from typing import Any, NoReturn
 import torch
 
 from e2e_recon.config import Config, to_dict
-from e2e_recon.device import resolve_device, resolve_precision
+from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
 from e2e_recon.errors import TrainingError
 from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
@@ -34,7 +35,8 @@ from e2e_recon.train.balance import BalanceState, balance_ratio, update_balance
 from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
-from e2e_recon.train.sampling import make_sampler
+from e2e_recon.train.sampling import EpochOrder, make_sampler
+from e2e_recon.train.schedule import is_legacy_state
 from e2e_recon.train.setup import (
     check_supported,
     effective_weights,
@@ -56,6 +58,8 @@ from e2e_recon.train.step import (
 from e2e_recon.train.stopping import stop_requests
 from e2e_recon.train.validation import BEST_METRICS, BestTracker, Validator, write_best
 
+#: Added to the run's seed for the epoch order's own random stream.
+_ORDER_SEED = 104_729
 _LOGGED = ("loss_g", "loss_d", "image", "feature", "adversarial", "d_real", "d_fake")
 __all__ = ["check_supported", "load_data", "loss_weights", "thresholds", "train"]
 
@@ -77,6 +81,7 @@ class _Run:
     sample_generator: torch.Generator
     weights: LossWeights  # absolute weights before warm-up
     validator: Validator | None = None
+    order: EpochOrder | None = None  # data.sampling: epoch
     ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
     best: BestTracker = field(default_factory=BestTracker)
     balance: BalanceState = field(default_factory=BalanceState)
@@ -104,7 +109,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         ``iterations``, ``start_iteration``, ``interrupted``, ``seconds``,
         ``it_per_s``, ``last`` (last unweighted losses), ``balance``,
         ``checkpoint``, ``generator`` (project .pt with ``norm``), ``device``,
-        ``precision``, ``world_size``, ``run_dir``.
+        ``precision``, ``tf32`` (TF32 allowed on a CUDA device), ``world_size``,
+        ``run_dir``.
 
     Raises
     ------
@@ -116,18 +122,20 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     check_supported(cfg)
     run_dir = Path(run_dir)
     info, device = distributed.setup(resolve_device(cfg.train.device))
-    try:
-        if info.is_main:
-            init_run_dir(run_dir, cfg)
-        distributed.barrier(info)
-        run = _prepare(cfg, run_dir, info, device)
-        if resume:
-            _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
-        elif info.is_main:
-            trim_stats(run_dir / "stats.jsonl", 0)
-        return _run_loop(run)
-    finally:
-        distributed.teardown()
+    # precision fp32 is strict float32 (TF32 off on CUDA), as the published models.
+    with tf32_mode(allows_tf32(cfg.train.precision)):
+        try:
+            if info.is_main:
+                init_run_dir(run_dir, cfg)
+            distributed.barrier(info)
+            run = _prepare(cfg, run_dir, info, device)
+            if resume:
+                _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
+            elif info.is_main:
+                trim_stats(run_dir / "stats.jsonl", 0)
+            return _run_loop(run)
+        finally:
+            distributed.teardown()
 
 
 def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device) -> _Run:
@@ -158,15 +166,16 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
     if info.is_main and cfg.train.val_every_iters > 0:
         validator = Validator(data.val, cfg.data.crop_px, layers)
     t = cfg.train
+    sampler = make_sampler(
+        data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
+    )
     return _Run(
         cfg=cfg,
         run_dir=run_dir,
         info=info,
         nets=nets,
         opt=build_optimisers(cfg, nets, device),
-        sampler=make_sampler(
-            data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
-        ),
+        sampler=sampler,
         norm=data.norm.to_dict(),
         settings=settings,
         grid=grid,
@@ -174,9 +183,17 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
         sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
         weights=_run_weights(cfg, data, nets, settings, info),
         validator=validator,
+        order=_epoch_order(cfg, len(sampler)),
         ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
         best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
     )
+
+
+def _epoch_order(cfg: Config, n_samples: int) -> EpochOrder | None:
+    """The fixed shuffled order of ``data.sampling: epoch`` (None for ``random``)."""
+    if cfg.data.sampling != "epoch":
+        return None
+    return EpochOrder(n_samples, _ORDER_SEED + cfg.train.seed)
 
 
 def _output_generator(run: _Run) -> torch.nn.Module:
@@ -238,15 +255,18 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             ratio = balance_ratio(last["d_real"], last["d_fake"], last["adversarial"])
             state_used = run.balance
             run.balance = update_balance(run.balance, ratio, limits)
-            # 4. Learning-rate schedules advance once per iteration.
-            run.opt.generator_schedule.step()
-            if run.settings.adversarial:  # a discriminator that never steps keeps its lr
+            # 4. Learning-rate schedules: each counts its own network's updates (Caffe
+            #    solvers), so a network the balance rule paused keeps its rate.
+            trained_d = state_used.train_d and run.settings.adversarial
+            lrs = run.opt.learning_rates()  # the rates this iteration's updates used
+            if state_used.train_g:
+                run.opt.generator_schedule.step()
+            if trained_d:
                 run.opt.discriminator_schedule.step()
             run.iteration += 1
             # 5. Logging, grids, snapshots.
-            trained_d = state_used.train_d and run.settings.adversarial
-            row = {**last, "ratio": ratio, "train_d": trained_d}
-            row |= {"train_g": state_used.train_g} | _validate(run)
+            row = {**last, "ratio": ratio, "train_d": trained_d, "train_g": state_used.train_g}
+            row |= lrs | _validate(run)
             early = run.early_stopped = _early_stop(run)
             _after_iteration(run, recorder, row, stopping or early)
             if stopping or early:
@@ -256,7 +276,10 @@ def _run_loop(run: _Run) -> dict[str, Any]:
 
 
 def _batch(run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
-    voxels, real = run.sampler.sample(run.batch_per_rank, run.sample_generator)
+    rows = None
+    if run.order is not None:  # this rank's share of the next samples in the fixed order
+        rows = run.order.next_rows(run.batch_per_rank, run.info.rank, run.info.world_size)
+    voxels, real = run.sampler.sample(run.batch_per_rank, run.sample_generator, rows)
     device = run.settings.device
     voxels = voxels.to(device, non_blocking=True)  # (B, V)
     real = real.to(device, non_blocking=True)  # (B, 3, crop, crop)
@@ -285,8 +308,7 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
     done = it >= cfg.train.iters
     validated = any(k.startswith("val_") for k in row)
     if it % max(cfg.train.log_every_iters, 1) == 0 or done or stopping or validated:
-        lrs = {"lr_g": run.opt.generator.param_groups[0]["lr"]}
-        recorder.log(it, row | lrs)
+        recorder.log(it, row)
     else:
         recorder.advance(it)
     if run.grid is not None and (it % cfg.train.grid_every_iters == 0 or done):
@@ -355,7 +377,8 @@ def _snapshot(run: _Run) -> Path | None:
 def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
     nets, opt = run.nets, run.opt
     ema = {"generator_ema": run.ema.state_dict()} if run.ema is not None else {}
-    return ema | {
+    order = {"data_order": run.order.state_dict()} if run.order is not None else {}
+    return ema | order | {
         "format": ckpt_io.CHECKPOINT_FORMAT,
         "version": ckpt_io.FORMAT_VERSION,
         "iteration": run.iteration,
@@ -365,15 +388,15 @@ def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
         "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
         "optimizer_g": opt.generator.state_dict(),
         "optimizer_d": opt.discriminator.state_dict(),
-        "schedule_g": ckpt_io.scheduler_state(opt.generator_schedule),
-        "schedule_d": ckpt_io.scheduler_state(opt.discriminator_schedule),
+        "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
+        "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
         "balance": run.balance.to_dict(),
         "validation": run.best.to_dict(),
         "norm": run.norm,
         "rng": rng_by_rank,
         "world_size": run.info.world_size,
         "config": to_dict(run.cfg),
-    }
+    }  # fmt: skip
 
 
 def _restore(run: _Run, path: Path) -> None:
@@ -384,13 +407,13 @@ def _restore(run: _Run, path: Path) -> None:
     nets.discriminator.load_state_dict(ckpt["discriminator"])
     opt.generator.load_state_dict(ckpt["optimizer_g"])
     opt.discriminator.load_state_dict(ckpt["optimizer_d"])
-    ckpt_io.load_scheduler_state(opt.generator_schedule, ckpt["schedule_g"])
-    ckpt_io.load_scheduler_state(opt.discriminator_schedule, ckpt["schedule_d"])
+    _restore_schedules(run, ckpt, path)
     _restore_ema(run, ckpt, path)
     run.balance = BalanceState.from_dict(ckpt["balance"])
     if "validation" in ckpt:
         run.best = BestTracker.from_dict(dict(ckpt["validation"]))
     run.iteration = int(ckpt["iteration"])
+    _restore_order(run, ckpt, path)
     rng = ckpt["rng"]
     generators = {"sampler": run.sample_generator}
     if len(rng) == run.info.world_size:
@@ -404,6 +427,36 @@ def _restore(run: _Run, path: Path) -> None:
     if run.info.is_main:
         trim_stats(run.run_dir / "stats.jsonl", run.iteration)
         get_logger().info("resumed from %s at iteration %d", path, run.iteration)
+
+
+def _restore_order(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
+    """The read position in the epoch order; a snapshot without one read every batch at
+    random, so the order continues where the iterations so far would have left it."""
+    if run.order is None:
+        return
+    if "data_order" in ckpt:
+        run.order.load_state_dict(dict(ckpt["data_order"]))
+        return
+    run.order.position = run.iteration * run.cfg.train.batch_size % run.order.n_samples
+    if run.info.is_main:
+        get_logger().warning(
+            "%s holds no epoch-order position (data.sampling was random): the fixed order "
+            "is read from position %d",
+            path, run.order.position,
+        )  # fmt: skip
+
+
+def _restore_schedules(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
+    """Both networks' update counters; an older snapshot counted loop iterations for both."""
+    opt = run.opt
+    opt.generator_schedule.load_state_dict(ckpt["schedule_g"])
+    opt.discriminator_schedule.load_state_dict(ckpt["schedule_d"])
+    if is_legacy_state(ckpt["schedule_d"]) and run.info.is_main:
+        get_logger().warning(
+            "%s predates per-network learning-rate schedules: both update counters start "
+            "from its iteration count (%d) and count each network's own updates from here",
+            path, opt.discriminator_schedule.updates,
+        )  # fmt: skip
 
 
 def _restore_ema(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
@@ -460,6 +513,7 @@ def _summary(
         "early_stopped": run.early_stopped,
         "device": str(run.settings.device),
         "precision": _dtype_name(run.settings.dtype),
+        "tf32": run.settings.device.type == "cuda" and allows_tf32(run.cfg.train.precision),
         "world_size": run.info.world_size,
     }
 

@@ -1,4 +1,11 @@
-"""Training batches with presentation averaging (``train.presentation_average_k``).
+"""Training batches: the order of the samples (``data.sampling``) and presentation averaging.
+
+``data.sampling: epoch`` reads the samples in one fixed shuffled order, wrapping
+around at the end, as the published training read its LMDB (written once in a
+shuffled order); :class:`EpochOrder` holds that order and the read position.
+``random`` draws each batch uniformly with replacement.
+
+Presentation averaging (``train.presentation_average_k``):
 
 Single-trial training throws away the repeat structure of the data: each image was
 shown several times. :class:`PresentationAveragingSampler` makes each training
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 
 from e2e_recon.data.dataset import CropSampler
+from e2e_recon.errors import CheckpointError
 
 
 class PresentationAveragingSampler:
@@ -54,9 +62,12 @@ class PresentationAveragingSampler:
         return len(self.crops_from)
 
     def sample(
-        self, batch_size: int, generator: torch.Generator
+        self, batch_size: int, generator: torch.Generator, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``batch_size`` samples (images weighted by their presentation count).
+
+        ``rows`` (B,), when given, are the samples whose images are used (their other
+        presentations are still chosen at random).
 
         Returns
         -------
@@ -66,7 +77,7 @@ class PresentationAveragingSampler:
         crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
         """
         base = self.crops_from
-        rows, crops = base.draw(batch_size, generator)  # (B,), (B, 3, crop, crop)
+        rows, crops = base.draw(batch_size, generator, rows)  # (B,), (B, 3, crop, crop)
         chosen, n_used = self.choose_presentations(base.image_index[rows], generator)
         picked = base.voxels[chosen.clamp(min=0)]  # (B, R_max, V)
         mask = (chosen >= 0).unsqueeze(-1).to(picked.dtype)  # (B, R_max, 1)
@@ -100,3 +111,60 @@ def make_sampler(training_set: Any, crop_px: int, k: int, prob: float = 1.0) -> 
     if k <= 1:
         return CropSampler(training_set, crop_px)
     return PresentationAveragingSampler(training_set, crop_px, k, prob)
+
+
+SAMPLING_MODES = ("random", "epoch")
+
+
+class EpochOrder:
+    """One fixed shuffled order of the training samples, read in order and wrapped.
+
+    The order depends on the seed only, so a resumed run rebuilds it and needs just
+    :attr:`position` (:meth:`state_dict`). Under torchrun every rank holds the same
+    order and reads its own consecutive share of each global batch.
+
+    Parameters
+    ----------
+    n_samples : int
+        Training samples (rows of the voxel matrix).
+    seed : int
+        Seed of the order (a stream of its own: the run's other draws do not move it).
+    """
+
+    def __init__(self, n_samples: int, seed: int) -> None:
+        self.n_samples = int(n_samples)
+        generator = torch.Generator().manual_seed(int(seed))
+        self.order = torch.randperm(self.n_samples, generator=generator)  # (N,)
+        self.position = 0
+
+    def next_rows(self, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        """Rows of this rank's share of the next global batch; advance by the global batch.
+
+        Returns
+        -------
+        Tensor, shape (batch_size,), int64
+        """
+        total = batch_size * world_size
+        slots = (self.position + torch.arange(total)) % self.n_samples  # (B * world,)
+        self.position = (self.position + total) % self.n_samples
+        return self.order[slots[rank * batch_size : (rank + 1) * batch_size]]
+
+    def state_dict(self) -> dict[str, int]:
+        """The read position (and the sample count it belongs to)."""
+        return {"position": self.position, "n_samples": self.n_samples}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a saved position.
+
+        Raises
+        ------
+        CheckpointError
+            When the snapshot's training set had another number of samples.
+        """
+        if int(state["n_samples"]) != self.n_samples:
+            raise CheckpointError(
+                f"the snapshot read {state['n_samples']} training samples in its epoch order, "
+                f"this run has {self.n_samples}: resume with the same data.train_fmri, "
+                "data.train_images and validation split"
+            )
+        self.position = int(state["position"]) % self.n_samples

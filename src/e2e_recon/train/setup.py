@@ -14,6 +14,7 @@ from e2e_recon.errors import ConfigError
 from e2e_recon.train.balance import BalanceThresholds
 from e2e_recon.train.losses import LossWeights, normalised_weights
 from e2e_recon.train.priors import check_priors
+from e2e_recon.train.sampling import SAMPLING_MODES
 from e2e_recon.train.validation import check_best_metric
 
 #: Below this many training samples ``e2e-recon train`` suggests ``--config small``.
@@ -39,6 +40,11 @@ def check_supported(cfg: Config) -> None:
         raise ConfigError(
             "train.early_stop_patience needs validation: set train.val_every_iters (e.g. 200) "
             "and data.val_images or data.val_fraction"
+        )
+    if cfg.data.sampling not in SAMPLING_MODES:
+        raise ConfigError(
+            f"data.sampling={cfg.data.sampling!r}; use one of {', '.join(SAMPLING_MODES)} "
+            "(epoch: one fixed shuffled order, as published; random: drawn with replacement)"
         )
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction}; use 0 <= fraction < 1")

@@ -24,6 +24,7 @@ from e2e_recon.nets.generator import center_crop
 from e2e_recon.train import distributed, losses
 from e2e_recon.train.balance import BalanceState
 from e2e_recon.train.distributed import DistInfo
+from e2e_recon.train.schedule import SolverSchedule
 
 
 @dataclass
@@ -47,12 +48,23 @@ class Nets:
 
 @dataclass
 class Optimisers:
-    """Both Adam optimisers and their learning-rate schedules."""
+    """Both Adam optimisers and their learning-rate schedules.
+
+    Each schedule counts its own network's updates (a Caffe solver's iteration
+    counter), so a network the balance rule pauses keeps its rate.
+    """
 
     generator: torch.optim.Optimizer
     discriminator: torch.optim.Optimizer
-    generator_schedule: torch.optim.lr_scheduler.LRScheduler
-    discriminator_schedule: torch.optim.lr_scheduler.LRScheduler
+    generator_schedule: SolverSchedule
+    discriminator_schedule: SolverSchedule
+
+    def learning_rates(self) -> dict[str, float]:
+        """``lr_g`` and ``lr_d``: the rate each network's next update will use."""
+        return {
+            "lr_g": self.generator_schedule.lr(),
+            "lr_d": self.discriminator_schedule.lr(),
+        }
 
 
 @dataclass(frozen=True)
@@ -302,6 +314,9 @@ def _load_comparator(cfg: Config) -> nn.Module:
 def build_optimisers(cfg: Config, nets: Nets, device: torch.device) -> Optimisers:
     """Adam for G and D with Caffe-style L2 decay (added to the gradient) and lr halving.
 
+    The rate halves after ``train.lr_halve_at_iters`` updates of each network's own
+    optimiser (:class:`~e2e_recon.train.schedule.SolverSchedule`).
+
     The discriminator decays with ``train.discriminator_weight_decay`` (published
     4e-4), the generator with ``train.generator_weight_decay`` (published 0), plus
     ``model.first_layer_l2`` on the weight of its first fully connected layer.
@@ -328,6 +343,6 @@ def build_optimisers(cfg: Config, nets: Nets, device: torch.device) -> Optimiser
     return Optimisers(
         generator=opt_g,
         discriminator=opt_d,
-        generator_schedule=torch.optim.lr_scheduler.MultiStepLR(opt_g, milestones, gamma=0.5),
-        discriminator_schedule=torch.optim.lr_scheduler.MultiStepLR(opt_d, milestones, gamma=0.5),
+        generator_schedule=SolverSchedule(opt_g, milestones, gamma=0.5),
+        discriminator_schedule=SolverSchedule(opt_d, milestones, gamma=0.5),
     )
