@@ -53,9 +53,9 @@ def user_errors(func: F) -> F:
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # a StoppedBySignal after SIGTERM carries 143
             err_console.print("interrupted")
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -212,9 +212,17 @@ def train(
     if target is None:
         return
     from e2e_recon.train.loop import train as run_training
+    from e2e_recon.train.stopping import signal_exit_code
 
     summary = run_training(cfg, target, resume=resume is not None)
     console.print_json(data=summary)
+    code = signal_exit_code(summary)
+    if code:  # the snapshot is written, but the generator is not fully trained
+        err_console.print(
+            f"stopped by a signal at iteration {summary['iterations']}; "
+            f"continue with --resume {target}"
+        )
+        raise typer.Exit(code=code)
 
 
 @app.command()

@@ -85,7 +85,7 @@ class TrainConfig:
     balance_stop_d_below: float = 0.1
     balance_resume_d_above: float = 0.5
     balance_stop_g_above: float = 10.0
-    snapshot_every_iters: int = 10_000
+    snapshot_every_iters: int = 10_000  # and at the end or a stop (0 = only then)
     log_every_iters: int = 100
     grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)
     val_every_iters: int = 0  # evaluate the validation split (0 = never)
