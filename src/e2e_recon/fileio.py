@@ -8,6 +8,7 @@ interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -55,7 +56,7 @@ def free_space_text(path: str | os.PathLike[str]) -> str:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
-        free = shutil.disk_usage(folder).free
+        free: float = shutil.disk_usage(folder).free
     except OSError:
         return "free space unknown"
     for unit in ("B", "KB", "MB", "GB"):
@@ -75,6 +76,12 @@ def output_error(folder: str | os.PathLike[str], exc: BaseException) -> OutputEr
         f"cannot write to {folder}{where}: {reason}; {free_space_text(folder)} there. "
         "Free some space, fix the folder's permissions, or choose another folder"
     )
+
+
+#: errno values of a failed write the user can fix: full disk or quota, read-only
+#: file system, no permission, file too large.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.EFBIG})  # fmt: skip
 
 
 def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> None:

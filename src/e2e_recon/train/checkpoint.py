@@ -24,7 +24,6 @@ import os
 import random
 import re
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +35,7 @@ from torch import nn
 
 from e2e_recon.errors import CheckpointError
 from e2e_recon.fileio import output_error
-from e2e_recon.runs import get_logger
+from e2e_recon.runs import get_logger, warn
 from e2e_recon.train.integrity import seal_status, sealed
 
 CHECKPOINT_FORMAT = "e2e-recon/train-checkpoint"
@@ -45,12 +44,6 @@ FORMAT_VERSION = 1
 LATEST_NAME = "latest.pt"
 _SNAPSHOT = re.compile(r"^snapshot_iter(\d+)\.pt$")
 _TEMPORARY = re.compile(r"^\..+\.pt\.\d+\.tmp$")  # atomic_torch_save's and latest.pt's
-
-
-def _warn(message: str) -> None:
-    """A warning on the terminal as well as in ``log.txt`` (the log may be all that is seen)."""
-    get_logger().warning(message)
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _file_id(path: Path) -> tuple[int, int]:
@@ -206,7 +199,7 @@ def find_resume_checkpoint(run_dir: Path) -> Path:
             return path
         except CheckpointError as exc:
             bad.add(_file_id(path))
-            _warn(f"{exc} (skipped: falling back to the previous snapshot)")
+            warn(f"{exc} (skipped: falling back to the previous snapshot)")
     raise CheckpointError(
         f"{folder} holds no loadable checkpoint; start a new run instead of --resume"
     )
