@@ -88,8 +88,9 @@ def test_orphaned_temporaries_are_removed_on_start_and_resume(
 ) -> None:
     cfg = tiny_config(subject, "train.iters=2")
     run = tmp_path / "run"
-    orphans = [run / "checkpoints" / ".snapshot_iter0000010.pt.4242.tmp",
-               run / "checkpoints" / ".latest.pt.4242.tmp", run / ".generator.pt.77.tmp"]  # fmt: skip
+    folder = run / "checkpoints"
+    orphans = [folder / ".snapshot_iter0000010.pt.4242.tmp", folder / ".latest.pt.4242.tmp",
+               run / ".generator.pt.77.tmp"]  # fmt: skip
     keep = run / "checkpoints" / "notes.tmp"
     for path in [*orphans, keep]:
         path.parent.mkdir(parents=True, exist_ok=True)
