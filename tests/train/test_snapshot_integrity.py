@@ -113,9 +113,7 @@ def test_disk_full_while_saving_is_one_output_error_and_keeps_the_last_snapshot(
     def save_fails_second_time(obj: object, f: object, *args: object, **kwargs: object) -> None:
         calls["n"] += 1
         if calls["n"] == 2:  # what torch raises when the disk fills during a write
-            raise RuntimeError(
-                "[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0"
-            )
+            raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
         real_save(obj, f, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(torch, "save", save_fails_second_time)
