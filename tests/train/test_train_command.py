@@ -172,3 +172,13 @@ def test_reconstruct_out_naming_a_file_or_read_only_folder_is_refused(
     locked.mkdir()
     _read_only(monkeypatch, locked)
     _one_line_error(runner.invoke(app, [*args, str(locked / "recon")]), "read-only")
+
+
+def test_any_command_failing_to_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    args = ["simulate", "--preset", "tiny", "--out", str(locked / "sim")]
+    _one_line_error(runner.invoke(app, args), "cannot write to", "Read-only file system", "free")
