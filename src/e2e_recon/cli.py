@@ -8,6 +8,7 @@ imported inside the commands so that ``--help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from rich.console import Console
 from e2e_recon import __version__
 from e2e_recon.data.download import DOWNLOAD_HELP
 from e2e_recon.errors import ConfigError, E2EReconError
+from e2e_recon.fileio import WRITE_ERRNOS, output_error
 
 app = typer.Typer(
     name="e2e-recon",
@@ -53,9 +55,15 @@ def user_errors(func: F) -> F:
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
+        except OSError as exc:  # a write the library did not wrap: still one line
+            if _state["debug"] or exc.errno not in WRITE_ERRNOS or not exc.filename:
+                raise
+            message = output_error(Path(str(exc.filename)).parent, exc)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt as exc:  # a StoppedBySignal after SIGTERM carries 143
             err_console.print("interrupted")
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -187,6 +195,9 @@ def train(
         Path | None, typer.Option(help="Exact run folder (default: numbered).")
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Clear a --run-dir that already holds a run, then start anew.")
+    ] = False,
     device: DeviceOpt = "",
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
 ) -> None:
@@ -197,24 +208,26 @@ def train(
     """
     from e2e_recon.commands import prepare_train
 
-    cfg, target = prepare_train(
-        config,
-        set_ or [],
-        train_fmri,
-        test_fmri,
-        images,
-        device,
-        runs_dir,
-        run_dir,
-        resume,
-        dry_run,
-    )
+    cfg, target, created = prepare_train(
+        config, set_ or [], train_fmri, test_fmri, images, device, runs_dir, run_dir, resume,
+        dry_run, overwrite=overwrite,
+    )  # fmt: skip
     if target is None:
         return
+    from e2e_recon.run_folder import removed_if_refused
     from e2e_recon.train.loop import train as run_training
+    from e2e_recon.train.stopping import signal_exit_code
 
-    summary = run_training(cfg, target, resume=resume is not None)
+    with removed_if_refused(target, created) if resume is None else contextlib.nullcontext():
+        summary = run_training(cfg, target, resume=resume is not None)
     console.print_json(data=summary)
+    code = signal_exit_code(summary)
+    if code:  # the snapshot is written, but the generator is not fully trained
+        err_console.print(
+            f"stopped by a signal at iteration {summary['iterations']}; "
+            f"continue with --resume {target}"
+        )
+        raise typer.Exit(code=code)
 
 
 @app.command()
@@ -243,8 +256,12 @@ def reconstruct(
     Example: [bold]e2e-recon reconstruct --generator runs/00000-sub-01-paper --test-fmri
     sub-01_perceptionNaturalImageTest_original_VC.h5 --out recon/[/]
     """
+    from e2e_recon.fileio import check_writable
     from e2e_recon.recon.pipeline import reconstruct_cli
 
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the reconstructions")
+    check_writable(out, "--out")
     index = reconstruct_cli(
         generator=generator,
         test_fmri=test_fmri or [],

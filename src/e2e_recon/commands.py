@@ -14,6 +14,8 @@ from rich.console import Console
 
 from e2e_recon.config import Config, dump_yaml, load_config
 from e2e_recon.errors import ConfigError
+from e2e_recon.fileio import check_writable
+from e2e_recon.run_folder import claim_run_dir
 from e2e_recon.runs import init_run_dir, next_run_dir, require_run_dir
 
 
@@ -52,13 +54,19 @@ def prepare_train(
     resume: Path | None,
     dry_run: bool,
     console: Console | None = None,
-) -> tuple[Config, Path | None]:
-    """Resolve the config of a training run and lay out its directory.
+    overwrite: bool = False,
+) -> tuple[Config, Path | None, bool]:
+    """Resolve the config of a training run, check it, and lay out its directory.
 
-    Returns the config and the run directory, or ``None`` for the directory when
-    ``dry_run`` is set (the config is printed and nothing is written). A resumed
-    run takes the config saved in its folder; overrides still apply on top.
+    Returns the config, the run directory (``None`` when ``dry_run`` is set: the
+    config is printed and nothing is written) and whether the directory was created
+    here. A resumed run takes the config saved in its folder; overrides still apply
+    on top. Every value and the output folder are checked before anything is
+    written; ``run_dir`` holding a run is refused unless ``overwrite`` (which clears
+    it).
     """
+    from e2e_recon.train.setup import check_supported
+
     console = console or Console()
     extra = [*path_overrides(train_fmri, test_fmri, images, device), *overrides]
     if resume is not None:
@@ -67,14 +75,23 @@ def prepare_train(
         cfg = load_config(config, extra)
     if dry_run:
         console.print(dump_yaml(cfg), end="", highlight=False, markup=False)
-        return cfg, None
+        return cfg, None, False
+    check_supported(cfg)
     if resume is not None:
-        return cfg, init_run_dir(resume, cfg)
+        check_writable(resume, "run folder")
+        return cfg, init_run_dir(resume, cfg), False
     if run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Each process would number a folder of its own: all ranks must share one.
         raise ConfigError(
             "under torchrun give the run folder explicitly: --run-dir runs/NAME "
             "(every process must write to the same one)"
         )
-    target = run_dir or next_run_dir(runs_dir, cfg.data.subject, cfg.name)
-    return cfg, init_run_dir(target, cfg)
+    if run_dir is None:
+        check_writable(runs_dir, "runs folder")
+        return cfg, init_run_dir(next_run_dir(runs_dir, cfg.data.subject, cfg.name), cfg), True
+    check_writable(run_dir, "run folder")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return cfg, run_dir, False  # rank 0 claims and lays out the shared folder
+    created = not run_dir.exists()
+    claim_run_dir(run_dir, overwrite)
+    return cfg, init_run_dir(run_dir, cfg), created

@@ -88,7 +88,7 @@ class TrainConfig:
     balance_stop_d_below: float = 0.1
     balance_resume_d_above: float = 0.5
     balance_stop_g_above: float = 10.0
-    snapshot_every_iters: int = 10_000
+    snapshot_every_iters: int = 10_000  # and at the end or a stop (0 = only then)
     log_every_iters: int = 100
     grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)
     val_every_iters: int = 0  # evaluate the validation split (0 = never)
@@ -224,7 +224,11 @@ def _resolve_source(preset_or_path: str | Path) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not a text file (not UTF-8); give a YAML config file"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

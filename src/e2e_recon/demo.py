@@ -83,6 +83,7 @@ def run_demo(
     from e2e_recon.report.report import write_report
     from e2e_recon.sim.subject import simulate_subject
     from e2e_recon.train.loop import train
+    from e2e_recon.train.stopping import StoppedBySignal, signal_exit_code
 
     console = console or Console()
     start = time.perf_counter()
@@ -104,6 +105,8 @@ def run_demo(
 
     console.rule("2/5 train the end-to-end generator")
     train_summary = train(cfg, run_dir)
+    if train_summary["stop_reason"] == "signal":  # not on to reconstruct a half-trained model
+        raise StoppedBySignal(signal_exit_code(train_summary))
 
     console.rule("3/5 reconstruct the test sets (end-to-end and ridge baseline)")
     recon_dir = reconstruct_run(run_dir, cfg, ridge=True)

@@ -34,3 +34,7 @@ class DownloadError(E2EReconError):
 
 class TrainingError(E2EReconError):
     """Training cannot continue (for example a non-finite loss)."""
+
+
+class OutputError(E2EReconError):
+    """An output file or folder cannot be written (disk full, read-only, no permission)."""

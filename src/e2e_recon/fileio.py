@@ -8,12 +8,16 @@ interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from e2e_recon.errors import OutputError
 
 
 @contextlib.contextmanager
@@ -44,3 +48,66 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``."""
     return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def free_space_text(path: str | os.PathLike[str]) -> str:
+    """Free space on the file system of ``path`` (or its nearest existing parent)."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free: float = shutil.disk_usage(folder).free
+    except OSError:
+        return "free space unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if free < 1000:
+            return f"{free:.0f} {unit} free"
+        free /= 1000
+    return f"{free:.1f} TB free"
+
+
+def output_error(folder: str | os.PathLike[str], exc: BaseException) -> OutputError:
+    """One line for a failed write: the folder, the error and the free space there."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    name = getattr(exc, "filename", None)
+    where = f" ({Path(name).name})" if name else ""
+    return OutputError(
+        f"cannot write to {folder}{where}: {reason}; {free_space_text(folder)} there. "
+        "Free some space, fix the folder's permissions, or choose another folder"
+    )
+
+
+#: errno values of a failed write the user can fix: full disk or quota, read-only
+#: file system, no permission, file too large.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.EFBIG})  # fmt: skip
+
+
+def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Refuse a folder (or, when it does not exist yet, its nearest parent) we cannot write.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder, before anything is written.
+    """
+    target = Path(folder).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{what} {folder}: {existing} is read-only for this user; choose another folder"
+        )
+
+
+@contextlib.contextmanager
+def reporting_write_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing into ``folder`` into one :class:`OutputError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_error(folder, exc) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 from e2e_recon.config import Config, save_config
@@ -69,6 +70,12 @@ def require_run_dir(run_dir: Path) -> Path:
 def get_logger() -> logging.Logger:
     """The project's logger (messages go to the terminal and the run's log.txt)."""
     return logging.getLogger(LOGGER_NAME)
+
+
+def warn(message: str) -> None:
+    """A warning in ``log.txt`` and on the terminal (stderr), which may be all a user reads."""
+    get_logger().warning(message)
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def attach_log_file(path: Path) -> None:

@@ -163,11 +163,12 @@ def run_condition(
     Raises
     ------
     KeyboardInterrupt
-        Training stopped early on Ctrl-C (its snapshot is kept; later conditions are skipped).
+        Training stopped by Ctrl-C or SIGTERM (its snapshot is kept; later conditions are skipped).
     """
     from e2e_recon.evaluate.evaluate import evaluate_recon
     from e2e_recon.recon.pipeline import reconstruct_run
     from e2e_recon.train.loop import train
+    from e2e_recon.train.stopping import StoppedBySignal, signal_exit_code
 
     start = time.perf_counter()
     cfg = with_overrides(experiment.cfg, condition.overrides)
@@ -175,8 +176,8 @@ def run_condition(
     run_dir = experiment.folder / condition.name
     try:
         summary = train(cfg, run_dir)
-        if summary.get("interrupted"):
-            raise KeyboardInterrupt
+        if summary.get("stop_reason") == "signal":
+            raise StoppedBySignal(signal_exit_code(summary))
         recon_dir = reconstruct_run(run_dir, cfg, ridge=condition.ridge)
         metrics = evaluate_recon(
             recon_dir,

@@ -120,6 +120,13 @@ def read_network_file(path: str | os.PathLike[str], kind: str) -> dict[str, Any]
     expected = f"e2e-recon/{kind}"
     found = payload.get("format") if isinstance(payload, dict) else None
     from e2e_recon.train.checkpoint import CHECKPOINT_FORMAT, generator_file_payload
+    from e2e_recon.train.integrity import seal_status
+
+    if seal_status(payload) is False:
+        raise ModelFormatError(
+            f"{path}: corrupt: its content does not match its SHA-256 checksum. Use an "
+            "earlier snapshot, or export the generator again from a good one."
+        )
 
     if kind == "generator" and found == CHECKPOINT_FORMAT:
         # A training snapshot: take its generator, so snapshot folders reconstruct directly.

@@ -7,7 +7,9 @@ statistics and every random-number state (torch CPU and CUDA, numpy, Python and
 the explicit ``torch.Generator`` objects of the loop). It loads with
 ``torch.load(weights_only=True)``. Files are written under a temporary name in the
 same folder, flushed to disk and then ``os.replace``d, so a process killed at any
-moment leaves the previous snapshot intact.
+moment leaves the previous snapshot intact. Each holds a SHA-256 checksum of its
+content, verified whenever it is loaded: a corrupt snapshot is skipped on resume with
+a warning naming it, and the previous good one is used.
 
 Layout in a run directory::
 
@@ -31,12 +33,26 @@ import torch
 from torch import nn
 
 from e2e_recon.errors import CheckpointError
+from e2e_recon.fileio import output_error
+from e2e_recon.runs import get_logger, warn
+from e2e_recon.train.integrity import seal_status, sealed
 
 CHECKPOINT_FORMAT = "e2e-recon/train-checkpoint"
 GENERATOR_FORMAT = "e2e-recon/generator"
 FORMAT_VERSION = 1
 LATEST_NAME = "latest.pt"
 _SNAPSHOT = re.compile(r"^snapshot_iter(\d+)\.pt$")
+_TEMPORARY = re.compile(r"^\..+\.pt\.\d+\.tmp$")  # atomic_torch_save's and latest.pt's
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def _is_write_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "inline_container" in text or "write" in text.lower()
 
 
 def snapshot_name(iteration: int) -> str:
@@ -45,15 +61,31 @@ def snapshot_name(iteration: int) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
+
+    A project payload (a dict whose ``format`` starts with ``e2e-recon/``) is saved
+    with its checksum (see :mod:`e2e_recon.train.integrity`).
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written (disk full, read-only, ...): one line naming it,
+        the error and the free space. The previous file at ``path`` is left intact.
+    """
+    if isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("e2e-recon/"):
+        obj = sealed(obj)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+        if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
+            raise
+        raise output_error(path.parent, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -86,6 +118,11 @@ def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
             f"checkpoint {path} has version {ckpt.get('version')!r}; this e2e-recon reads "
             f"version {FORMAT_VERSION}"
         )
+    if seal_status(ckpt) is False:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its content does not match its SHA-256 checksum; "
+            "use an earlier snapshot from the same folder"
+        )
     return ckpt
 
 
@@ -101,14 +138,40 @@ def write_snapshot(checkpoint_dir: Path, ckpt: Mapping[str, Any]) -> Path:
     atomic_torch_save(dict(ckpt), path)
     latest = checkpoint_dir / LATEST_NAME
     tmp = checkpoint_dir / f".{LATEST_NAME}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
     try:
-        os.link(path, tmp)  # no second copy of a large file
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(path, tmp)  # no second copy of a large file
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, latest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise output_error(checkpoint_dir, exc) from None
     return path
+
+
+def remove_orphaned_temporaries(*folders: Path) -> list[Path]:
+    """Delete ``.NAME.pt.PID.tmp`` files that a killed process left behind.
+
+    Called when a run starts or resumes, before it writes anything: a run folder is
+    written by one training process at a time, so every such file is an orphan.
+    """
+    removed = []
+    for folder in folders:
+        for path in folder.glob(".*.pt.*.tmp") if folder.is_dir() else ():
+            if _TEMPORARY.match(path.name):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    if removed:
+        get_logger().info(
+            "removed %d temporary file(s) left by an interrupted process: %s",
+            len(removed), ", ".join(p.name for p in removed),
+        )  # fmt: skip
+    return removed
 
 
 def find_resume_checkpoint(run_dir: Path) -> Path:
@@ -126,11 +189,16 @@ def find_resume_checkpoint(run_dir: Path) -> Path:
         if (m := _SNAPSHOT.match(p.name))
     )
     candidates = [folder / LATEST_NAME] + [p for _, p in reversed(snapshots)]
+    bad: set[tuple[int, int]] = set()  # latest.pt is usually a hard link to a snapshot
     for path in candidates:
-        if path.is_file():
-            with contextlib.suppress(CheckpointError):
-                load_checkpoint(path)
-                return path
+        if not path.is_file() or _file_id(path) in bad:
+            continue
+        try:
+            load_checkpoint(path)
+            return path
+        except CheckpointError as exc:
+            bad.add(_file_id(path))
+            warn(f"{exc} (skipped: falling back to the previous snapshot)")
     raise CheckpointError(
         f"{folder} holds no loadable checkpoint; start a new run instead of --resume"
     )

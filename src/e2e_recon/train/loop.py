@@ -28,6 +28,7 @@ import torch
 from e2e_recon.config import Config, to_dict
 from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
 from e2e_recon.errors import TrainingError
+from e2e_recon.fileio import reporting_write_errors
 from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
@@ -106,7 +107,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``iterations``, ``start_iteration``, ``interrupted``, ``seconds``,
+        ``iterations``, ``start_iteration``, ``interrupted`` (``train.iters`` not
+        reached), ``stop_reason`` (``done``, ``time_limit``, ``early_stop`` or ``signal``),
+        ``stop_signal`` (its number, 0 when none), ``seconds``,
         ``it_per_s``, ``last`` (last unweighted losses), ``balance``,
         ``checkpoint``, ``generator`` (project .pt with ``norm``), ``device``,
         ``precision``, ``tf32`` (TF32 allowed on a CUDA device), ``world_size``,
@@ -118,6 +121,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         A loss became non-finite (a snapshot of the last finite state is written).
     CheckpointError
         ``resume`` without a loadable checkpoint.
+    OutputError
+        The run folder cannot be written (disk full, read-only): one line naming it.
     """
     check_supported(cfg)
     run_dir = Path(run_dir)
@@ -126,14 +131,17 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     with tf32_mode(allows_tf32(cfg.train.precision)):
         try:
             if info.is_main:
-                init_run_dir(run_dir, cfg)
+                with reporting_write_errors(run_dir):
+                    init_run_dir(run_dir, cfg)
+                    ckpt_io.remove_orphaned_temporaries(run_dir, run_dir / "checkpoints")
             distributed.barrier(info)
             run = _prepare(cfg, run_dir, info, device)
-            if resume:
-                _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
-            elif info.is_main:
-                trim_stats(run_dir / "stats.jsonl", 0)
-            return _run_loop(run)
+            with reporting_write_errors(run_dir):  # stats, grids, snapshots, best.pt, log
+                if resume:
+                    _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
+                elif info.is_main:
+                    trim_stats(run_dir / "stats.jsonl", 0)
+                return _run_loop(run)
         finally:
             distributed.teardown()
 
@@ -235,6 +243,7 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             run.info.world_size, start, cfg.train.iters,
         )  # fmt: skip
     recorder = Recorder(run.run_dir, cfg.train.iters, start, enabled=run.info.is_main)
+    early = out_of_time = False
     with recorder, stop_requests() as stop:
         while run.iteration < cfg.train.iters:
             # 1. Sample a batch: this rank's share of the global batch.
@@ -271,8 +280,19 @@ def _run_loop(run: _Run) -> dict[str, Any]:
             _after_iteration(run, recorder, row, stopping or early)
             if stopping or early:
                 break
+        reason = _stop_reason(run, early, out_of_time and not stop.is_set())
     seconds = time.perf_counter() - started
-    return _summary(run, start, seconds, last, interrupted=run.iteration < cfg.train.iters)
+    return _summary(run, start, seconds, last) | {"stop_reason": reason, "stop_signal": stop.signum}
+
+
+def _stop_reason(run: _Run, early: bool, out_of_time: bool) -> str:
+    """One of :data:`~e2e_recon.train.stopping.STOP_REASONS` for the loop just ended."""
+    if run.iteration >= run.cfg.train.iters:
+        return "done"
+    if early:
+        return "early_stop"
+    # Otherwise a stop flag ended the loop: this rank's clock, or a signal (to any rank).
+    return "time_limit" if out_of_time else "signal"
 
 
 def _batch(run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,7 +334,8 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
     if run.grid is not None and (it % cfg.train.grid_every_iters == 0 or done):
         path = run.run_dir / "report" / f"train_grid_iter{it:07d}.png"
         save_grid(path, run.grid.render(_output_generator(run), run.settings.device))
-    if it % max(cfg.train.snapshot_every_iters, 1) == 0 or done or stopping:
+    every = cfg.train.snapshot_every_iters  # 0: only the final snapshot (generator.pt's source)
+    if (every > 0 and it % every == 0) or done or stopping:
         saved = _snapshot(run)
         if saved is not None:
             recorder.message(f"snapshot {saved}")
@@ -490,9 +511,7 @@ def _fail_non_finite(run: _Run, name: str, value: float) -> NoReturn:
     )
 
 
-def _summary(
-    run: _Run, start: int, seconds: float, last: dict[str, float], interrupted: bool
-) -> dict[str, Any]:
+def _summary(run: _Run, start: int, seconds: float, last: dict[str, float]) -> dict[str, Any]:
     generator_path = None
     checkpoint = run.run_dir / "checkpoints" / ckpt_io.LATEST_NAME
     if run.info.is_main and checkpoint.is_file():
@@ -502,7 +521,7 @@ def _summary(
         "run_dir": str(run.run_dir),
         "iterations": run.iteration,
         "start_iteration": start,
-        "interrupted": interrupted,
+        "interrupted": run.iteration < run.cfg.train.iters,  # for any reason: see stop_reason
         "seconds": round(seconds, 3),
         "it_per_s": done / seconds if seconds > 0 else 0.0,
         "last": last,

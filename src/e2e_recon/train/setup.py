@@ -16,6 +16,7 @@ from e2e_recon.train.losses import LossWeights, normalised_weights
 from e2e_recon.train.priors import check_priors
 from e2e_recon.train.sampling import SAMPLING_MODES
 from e2e_recon.train.validation import check_best_metric
+from e2e_recon.train.values import check_values
 
 #: Below this many training samples ``e2e-recon train`` suggests ``--config small``.
 SMALL_DATA_SAMPLES = 3000
@@ -24,6 +25,7 @@ SMALL_DATA_SAMPLES = 3000
 def check_supported(cfg: Config) -> None:
     """Refuse settings this trainer cannot run, naming the key and what to set."""
     t = cfg.train
+    check_values(cfg)
     if t.iters < 1 or t.batch_size < 1:
         raise ConfigError("train.iters and train.batch_size must be at least 1")
     if t.presentation_average_k < 1:

@@ -1,0 +1,184 @@
+"""``e2e-recon train`` and ``reconstruct`` refuse unusable folders and values in one line,
+before writing anything, and never reuse a folder that holds a run."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_train_subject import make_tiny_subject, tiny_config
+from typer.testing import CliRunner
+
+from e2e_recon.cli import app
+from e2e_recon.config import save_config
+from e2e_recon.device import torch_threads
+from e2e_recon.train.stats import read_stats
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
+
+
+@pytest.fixture()
+def config(subject: dict[str, Path], tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    save_config(tiny_config(subject, "train.iters=1"), path)
+    return path
+
+
+def _one_line_error(result: object, *parts: str) -> None:
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    lines = [line for line in result.output.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output  # type: ignore[attr-defined]
+    for part in parts:
+        assert part in lines[0]
+
+
+def _finished_run(folder: Path) -> None:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "snapshot_iter0000060.pt").write_bytes(b"old")
+    (folder / "config.yaml").write_text("name: old\n")
+    (folder / "stats.jsonl").write_text('{"iteration": 1}\n' * 60)
+
+
+def test_run_dir_holding_a_run_is_refused_and_left_as_it_was(config: Path, tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    _finished_run(run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
+    _one_line_error(result, "already holds a run", "--resume", "--overwrite")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_overwrite_clears_the_old_run_first(config: Path, tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    _finished_run(run)
+    args = ["train", "--config", str(config), "--run-dir", str(run), "--overwrite"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert not (run / "checkpoints" / "snapshot_iter0000060.pt").exists()
+    assert [r["iteration"] for r in read_stats(run / "stats.jsonl")] == [1]
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [("train.lr=-0.001", "train.lr"), ("data.image_size_px=0", "data.image_size_px"),
+     ("data.crop_px=0", "data.crop_px"), ("train.snapshot_every_iters=-1", "snapshot_every")],
+)  # fmt: skip
+def test_bad_values_are_refused_in_one_line_leaving_no_folder(
+    config: Path, tmp_path: Path, setting: str, named: str
+) -> None:
+    runs = tmp_path / "runs"
+    args = ["train", "--config", str(config), "--runs-dir", str(runs), "--set", setting]
+    _one_line_error(runner.invoke(app, args), named)
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_zero_learning_rate_warns_on_the_terminal(config: Path, tmp_path: Path) -> None:
+    args = ["train", "--config", str(config), "--run-dir", str(tmp_path / "r"), "--set",
+            "train.lr=0"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "train.lr=0" in result.output
+
+
+def test_config_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x81")
+    result = runner.invoke(app, ["train", "--config", str(binary), "--runs-dir", str(tmp_path)])
+    _one_line_error(result, "weights.yaml", "not a text file")
+
+
+def test_missing_data_is_refused_leaving_no_run_folder(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    save_config(tiny_config(subject, f"data.train_fmri='{tmp_path / 'nope.h5'}'"), config)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "--config", str(config), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert "nope.h5" in result.output and not any(runs.iterdir())
+    run = tmp_path / "given"
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
+    assert result.exit_code == 2 and not run.exists()
+
+
+def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` behave as on a read-only mount (tests may run as root)."""
+    real_access, real_mkdir = os.access, Path.mkdir
+
+    def access(path: object, mode: int, *args: object, **kwargs: object) -> bool:
+        if Path(str(path)).absolute().is_relative_to(folder) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self.absolute().is_relative_to(folder):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+def test_read_only_runs_folder_is_one_line(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    result = runner.invoke(app, ["train", "--config", str(config), "--runs-dir", str(locked)])
+    _one_line_error(result, str(locked), "read-only")
+
+
+def test_disk_full_during_training_is_one_line_with_free_space(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
+    _one_line_error(result, str(run / "checkpoints"), "free there")
+
+
+def test_reconstruct_out_naming_a_file_or_read_only_folder_is_refused(
+    config: Path, subject: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    assert (
+        runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)]).exit_code == 0
+    )
+    out = tmp_path / "recon.txt"
+    out.write_text("keep me")
+    args = ["reconstruct", "--generator", str(run / "generator.pt"), "--test-fmri",
+            str(subject["test"]), "--device", "cpu", "--out"]  # fmt: skip
+    _one_line_error(runner.invoke(app, [*args, str(out)]), "recon.txt", "is a file")
+    assert out.read_text() == "keep me"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    _one_line_error(runner.invoke(app, [*args, str(locked / "recon")]), "read-only")
+
+
+def test_any_command_failing_to_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    args = ["simulate", "--preset", "tiny", "--out", str(locked / "sim")]
+    _one_line_error(runner.invoke(app, args), "cannot write to", "Read-only file system", "free")
