@@ -93,7 +93,9 @@ class TrainConfig:
     grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)
     val_every_iters: int = 0  # evaluate the validation split (0 = never)
     early_stop_patience: int = 0  # stop after this many validations without improvement (0 = off)
-    best_metric: str = "pixel_identification"
+    # PixCorr does not saturate on small validation splits, as pixel identification does
+    best_metric: str = "pixcorr"
+    best_min_delta: float = 0.001  # an improvement must exceed this to reset early stopping
     presentation_average_k: int = 1  # train on means of k presentations, scaled by sqrt(k)
     presentation_average_prob: float = 1.0  # fraction of samples averaged (others single)
     max_minutes: float = 0.0  # stop (with a snapshot) after this much training time (0 = off)

@@ -23,7 +23,7 @@ from e2e_recon.train.sampling import PresentationAveragingSampler, make_sampler
 from e2e_recon.train.setup import load_data, small_data_advice
 from e2e_recon.train.stats import read_stats
 from e2e_recon.train.step import StepSettings, build_nets, build_optimisers, training_step
-from e2e_recon.train.validation import BestTracker
+from e2e_recon.train.validation import BestTracker, validation_plan
 
 VAL = ("data.val_images=6", "train.val_every_iters=2")
 
@@ -51,7 +51,7 @@ def test_validation_writes_val_keys_and_best_generator(
         assert math.isfinite(validated[-1][key]), key
     assert 0.0 <= validated[-1]["val_pixel_identification"] <= 1.0
     best = summary["best"]
-    assert best["metric"] == "pixel_identification" and best["iteration"] in (2, 4)
+    assert best["metric"] == "pixcorr" and best["iteration"] in (2, 4)  # the default metric
     payload = torch.load(run / "best.pt", weights_only=True)
     assert payload["format"] == ckpt_io.GENERATOR_FORMAT
     assert payload["meta"]["iteration"] == best["iteration"]
@@ -248,12 +248,57 @@ def test_bad_settings_name_their_key(subject: dict[str, Path], tmp_path: Path) -
         ("loss.weighting=relative", "loss.weighting"),
         ("model.first_layer_init=ica", "model.first_layer_init"),
         ("train.best_metric=ssim", "train.best_metric"),
-        ("train.early_stop_patience=3", "train.early_stop_patience"),
+        ("train.best_min_delta=-1", "train.best_min_delta"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             train(tiny_config(subject, setting), tmp_path / "run")
-    with pytest.raises(ConfigError, match="validation split"):
-        train(tiny_config(subject, "train.val_every_iters=2"), tmp_path / "run2")
+    # A split that is never validated: the error says how to turn things on and off.
+    unused_split = tiny_config(subject, "data.val_images=4", "train.early_stop_patience=3")
+    with pytest.raises(ConfigError, match=r"early_stop_patience=0.*data\.val_fraction=0"):
+        train(unused_split, tmp_path / "r")
+    one_image = tiny_config(subject, "data.val_images=1", "train.val_every_iters=2")
+    with pytest.raises(ConfigError, match=r"data\.val_fraction=0 data\.val_images=0"):
+        train(one_image, tmp_path / "r2")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()
+
+
+def test_no_validation_split_turns_validation_best_and_early_stopping_off(
+    subject: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The small preset's validation settings, with the one switch: no split.
+    cfg = tiny_config(
+        subject, "train.iters=4", "train.val_every_iters=2", "train.early_stop_patience=1",
+        "data.val_fraction=0", "data.val_images=0",
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="e2e_recon"):
+        summary = train(cfg, tmp_path / "run")
+    assert summary["iterations"] == 4 and not summary["early_stopped"]
+    assert summary["stop_reason"] == "done"
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not [r for r in read_stats(tmp_path / "run/stats.jsonl") if "val_pixcorr" in r]
+    assert "validation, best.pt and early stopping are off" in caplog.text
+
+
+def test_small_validation_split_warns(subject: dict[str, Path]) -> None:
+    cfg = tiny_config(subject, *VAL)
+    data = load_data(cfg)
+    on, notes = validation_plan(cfg, data.val)
+    assert on and len(notes) == 1 and "6 images (< 20)" in notes[0]
+    on, notes = validation_plan(with_overrides(cfg, ["train.val_every_iters=0"]), data.val)
+    assert not on and "never uses them" in notes[0]
+
+
+def test_best_tracker_counts_patience_from_clear_improvements() -> None:
+    tracker = BestTracker(higher_is_better=True, min_delta=0.01)
+    assert tracker.update(0.30, 1)
+    assert tracker.update(0.305, 2) and tracker.since_best == 1  # best.pt moves, patience does not
+    assert tracker.update(0.309, 3) and tracker.since_best == 2
+    assert tracker.update(0.32, 4) and tracker.since_best == 0  # 0.32 > 0.30 + 0.01
+    assert tracker.best_value == 0.32 and tracker.reference_value == 0.32
+    restored = BestTracker.from_dict(tracker.to_dict())
+    assert restored == tracker
+    old = {k: v for k, v in tracker.to_dict().items() if k not in ("min_delta", "reference_value")}
+    assert BestTracker.from_dict(old).update(0.5, 5)  # a snapshot from before the margin
 
 
 def test_val_fraction_holds_out_whole_images(subject: dict[str, Path]) -> None:

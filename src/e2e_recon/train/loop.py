@@ -57,7 +57,13 @@ from e2e_recon.train.step import (
     training_step,
 )
 from e2e_recon.train.stopping import stop_requests
-from e2e_recon.train.validation import BEST_METRICS, BestTracker, Validator, write_best
+from e2e_recon.train.validation import (
+    BEST_METRICS,
+    BestTracker,
+    Validator,
+    validation_plan,
+    write_best,
+)
 
 #: Added to the run's seed for the epoch order's own random stream.
 _ORDER_SEED = 104_729
@@ -171,7 +177,11 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
     if info.is_main and cfg.train.grid_every_iters > 0:
         grid = GridPatterns.from_data(cfg, data)
     validator = None
-    if info.is_main and cfg.train.val_every_iters > 0:
+    validating, notes = validation_plan(cfg, data.val)
+    if info.is_main:
+        for note in notes:
+            get_logger().warning(note)
+    if info.is_main and validating:
         validator = Validator(data.val, cfg.data.crop_px, layers)
     t = cfg.train
     sampler = make_sampler(
@@ -193,7 +203,7 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
         validator=validator,
         order=_epoch_order(cfg, len(sampler)),
         ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
-        best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric]),
+        best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric], min_delta=t.best_min_delta),
     )
 
 

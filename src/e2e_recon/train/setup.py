@@ -38,11 +38,15 @@ def check_supported(cfg: Config) -> None:
         raise ConfigError(
             f"train.ema_decay={t.ema_decay}; use 0 (off) or a decay below 1, e.g. 0.999"
         )
-    if t.early_stop_patience > 0 and t.val_every_iters <= 0:
+    has_split = cfg.data.val_images > 0 or cfg.data.val_fraction > 0
+    if t.early_stop_patience > 0 and t.val_every_iters <= 0 and has_split:
         raise ConfigError(
-            "train.early_stop_patience needs validation: set train.val_every_iters (e.g. 200) "
-            "and data.val_images or data.val_fraction"
+            "train.early_stop_patience needs validation: set train.val_every_iters (e.g. 100); "
+            "or turn early stopping off with train.early_stop_patience=0, or all validation "
+            "with data.val_fraction=0 data.val_images=0"
         )
+    if t.best_min_delta < 0:
+        raise ConfigError(f"train.best_min_delta={t.best_min_delta}; use 0 or a small margin")
     if cfg.data.sampling not in SAMPLING_MODES:
         raise ConfigError(
             f"data.sampling={cfg.data.sampling!r}; use one of {', '.join(SAMPLING_MODES)} "

@@ -39,6 +39,8 @@ BEST_METRICS: dict[str, bool] = {
     "feature_loss": False,
 }
 BEST_NAME = "best.pt"
+#: Below this many validation images ``train`` warns that model selection is unreliable.
+MIN_RELIABLE_VAL_IMAGES = 20
 
 
 def check_best_metric(name: str) -> None:
@@ -52,26 +54,41 @@ def check_best_metric(name: str) -> None:
 
 @dataclass
 class BestTracker:
-    """Best validation value so far and the validations since it improved."""
+    """Best validation value so far, and the validations since a clear improvement.
+
+    ``best_value`` follows every improvement (``best.pt`` keeps that generator);
+    the early-stopping count ``since_best`` restarts only when a value beats the
+    last counted one (``reference_value``) by more than ``min_delta``, so that
+    tiny fluctuations of a noisy validation split do not keep a run going.
+    """
 
     higher_is_better: bool = True
     best_value: float = float("nan")
     best_iteration: int = 0
     since_best: int = 0
     evaluations: int = 0
+    min_delta: float = 0.0
+    reference_value: float = float("nan")
 
     def update(self, value: float, iteration: int) -> bool:
         """Record one validation; True when it is a new best (NaN never is)."""
         self.evaluations += 1
-        better = not np.isnan(value) and (
-            np.isnan(self.best_value)
-            or (value > self.best_value if self.higher_is_better else value < self.best_value)
-        )
+        if np.isnan(value):
+            self.since_best += 1
+            return False
+        better = np.isnan(self.best_value) or self._beats(value, self.best_value, 0.0)
         if better:
-            self.best_value, self.best_iteration, self.since_best = float(value), iteration, 0
+            self.best_value, self.best_iteration = float(value), iteration
+        if np.isnan(self.reference_value) or self._beats(
+            value, self.reference_value, self.min_delta
+        ):
+            self.reference_value, self.since_best = float(value), 0
         else:
             self.since_best += 1
         return better
+
+    def _beats(self, value: float, other: float, margin: float) -> bool:
+        return value > other + margin if self.higher_is_better else value < other - margin
 
     def should_stop(self, patience: int) -> bool:
         """Early stopping: ``patience`` validations in a row without improvement."""
@@ -103,8 +120,9 @@ class Validator:
     def __init__(self, val_set: Any, crop_px: int, feature_layers: tuple[str, ...]) -> None:
         if val_set is None or len(val_set.voxels) < 2:
             raise ConfigError(
-                "train.val_every_iters > 0 needs a validation split of at least 2 images: "
-                "set data.val_images (e.g. 50) or data.val_fraction (e.g. 0.1)"
+                "validation needs a split of at least 2 images: set data.val_images (e.g. 50) "
+                "or data.val_fraction (e.g. 0.1); or turn validation off with "
+                "data.val_fraction=0 data.val_images=0 (early stopping and best.pt follow)"
             )
         scale = np.sqrt(val_set.n_trials.astype(np.float64))[:, None]  # test-time sqrt(n)
         self.voxels = torch.from_numpy((val_set.voxels * scale).astype(np.float32))  # (M, V)
@@ -168,6 +186,43 @@ class Validator:
             f_real = comparator(self.targets[start:stop].to(device), layers=self.feature_layers)
             total += float(losses.feature_loss(f_fake, f_real, self.feature_layers).sum())
         return total / len(self)
+
+
+def validation_plan(cfg: Any, val_set: Any) -> tuple[bool, list[str]]:
+    """Whether this run validates, and what to tell the user about it.
+
+    Validation is on when there is a validation split and ``train.val_every_iters``
+    is above 0. Without a split (``data.val_fraction=0`` and ``data.val_images=0``)
+    it is off, and so are ``best.pt`` and early stopping: that is the one switch.
+
+    Returns
+    -------
+    (bool, list of str)
+        On or off, and warnings (a split too small to rank generators, a split
+        held out but never used).
+    """
+    n_images = 0 if val_set is None else len(val_set.voxels)
+    every = cfg.train.val_every_iters
+    notes = []
+    if n_images and every <= 0:
+        notes.append(
+            f"{n_images} training images are held out for validation but "
+            "train.val_every_iters=0 never uses them: set train.val_every_iters (e.g. 100) to "
+            "validate, or data.val_fraction=0 data.val_images=0 to train on them"
+        )
+    if not n_images and every > 0:
+        notes.append(
+            "no validation split (data.val_fraction=0, data.val_images=0): validation, best.pt "
+            "and early stopping are off"
+        )
+    if 2 <= n_images < MIN_RELIABLE_VAL_IMAGES and every > 0:
+        notes.append(
+            f"the validation split holds {n_images} images (< {MIN_RELIABLE_VAL_IMAGES}): "
+            "identification on so few saturates and best.pt may come from an early, noisy "
+            f"validation; train.best_metric={cfg.train.best_metric!r} is used. Raise "
+            "data.val_images, or turn validation off with data.val_fraction=0"
+        )
+    return bool(n_images) and every > 0, notes
 
 
 def write_best(run_dir: Path, ckpt: dict[str, Any]) -> Path:
