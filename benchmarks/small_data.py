@@ -4,9 +4,11 @@ Simulates a subject with the project's simulator (``small`` preset: 800 training
 images x 2 presentations, 40 test images x 10, 64 px) at an SNR where ridge
 regression reaches about 75-85% pairwise pixel identification, trains with
 ``configs/small.yaml`` on 2 CPU threads for at most ``--minutes``, reconstructs
-the natural test set with ``best.pt`` and with the ridge decoder, and evaluates
-both with ``evaluate_recon`` (pairwise pixel identification, PixCorr,
-EfficientNet-Lite2 feature identification, bootstrap intervals over images).
+the natural test set with ``best.pt``, with the project's ridge decoder and with
+scikit-learn's ``RidgeCV`` (both fitted on the generator's own images, crops and
+statistics), and evaluates all with ``evaluate_recon`` (pairwise pixel
+identification, PixCorr, EfficientNet-Lite2 feature identification, bootstrap
+intervals over images, paired per-image differences of e2e against each ridge).
 Prints one JSON object: per seed and averaged over seeds, plus chance.
 
     .venv/bin/python benchmarks/small_data.py                      # 3 seeds x 5 minutes
@@ -73,35 +75,67 @@ def train_run(
 def evaluate_methods(
     subject: dict[str, Any], run_dirs: dict[str, Path], out: Path, ridge: bool
 ) -> dict[str, Any]:
-    """Reconstruct the natural test set with each run's best generator (and ridge); evaluate."""
+    """Reconstruct the natural test set with each run's best generator and both ridges; evaluate.
+
+    The baselines are fitted on exactly what the first run's generator was trained
+    on: the same training images (its validation split held out), the same target
+    crops, the same voxel statistics. ``ridge`` is the project's decoder;
+    ``ridge-sklearn`` is scikit-learn's ``RidgeCV`` (efficient leave-one-out over
+    ``np.logspace(0, 7, 15)``) on the same inputs, as a careful user would fit it.
+    """
     import torch
 
     from e2e_recon.config import load_config
-    from e2e_recon.data.dataset import load_test_set, load_training_set
+    from e2e_recon.data.dataset import load_test_set
+    from e2e_recon.data.geometry import ImageGeometry, write_geometry
     from e2e_recon.evaluate.evaluate import evaluate_recon
-    from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct
+    from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct, same_statistics, trial_counts
     from e2e_recon.recon.reconstruct import load_recon_models, reconstruct, write_index
+    from e2e_recon.train.setup import load_data
 
     first_cfg = load_config(next(iter(run_dirs.values())) / "config.yaml")
     d = first_cfg.data
+    geometry = ImageGeometry.from_config(first_cfg, "the benchmark's runs")
+    norm = None
     for name, run_dir in run_dirs.items():
         model = load_recon_models(run_dir)[0]
         model.method = name
         assert model.norm is not None
+        norm = norm or model.norm
         test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, model.norm, d.image_size_px)
         reconstruct([model], [test], out, torch.device("cpu"))
-    if ridge:  # the ridge decoder sees every training image (it cross-validates its own alpha)
-        training = load_training_set(d.train_fmri, d.images_dir, d.roi, d.image_size_px)
-        test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, training.norm, d.image_size_px)
-        write_index(out, ridge_reconstruct(fit_ridge(training, d.crop_px), [test], out))
-    return evaluate_recon(
-        out,
-        Path(subject["images_dir"]),
-        resolution_px=None,
-        stimulus_resize_px=d.image_size_px,
-        stimulus_crop_px=d.crop_px,
-        device="cpu",
-    )
+    write_geometry(out, geometry)
+    if ridge and norm is not None:
+        training = load_data(first_cfg)
+        test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, norm, d.image_size_px)
+        decoder = fit_ridge(training, geometry, norm, trial_counts([test]))
+        write_index(out, ridge_reconstruct(decoder, [test], out))
+        voxels = same_statistics(training, norm)
+        write_index(out, sklearn_ridge(training, voxels, geometry, test, out))
+    return evaluate_recon(out, Path(subject["images_dir"]), resolution_px=None, device="cpu")
+
+
+def sklearn_ridge(training: Any, voxels: np.ndarray, geometry: Any, test: Any, out: Path) -> list:
+    """scikit-learn's RidgeCV on the same z-scored single trials and target pixels."""
+    from sklearn.linear_model import RidgeCV
+
+    from e2e_recon.recon.reconstruct import write_set
+
+    crops = geometry.target_crops(np.asarray(training.images))[..., ::-1]  # (M, c, c, 3) RGB
+    targets = crops.reshape(len(crops), -1).astype(np.float64)[training.image_index]  # (N, D)
+    model = RidgeCV(alphas=np.logspace(0, 7, 15)).fit(voxels.astype(np.float64), targets)
+    pred = model.predict(test.voxels.astype(np.float64)).reshape(-1, *crops.shape[1:])
+    print(f"ridge-sklearn alpha {model.alpha_:g}", file=sys.stderr)
+    return write_set(out, "ridge-sklearn", test, pred.astype(np.float32))
+
+
+def paired_pixel(result: dict[str, Any]) -> dict[str, Any]:
+    """Paired per-image pixel identification of e2e against each ridge (natural set)."""
+    return {
+        f"{c['method']} - {c['baseline']}": c["scores"]["pixid"]
+        for c in result.get("comparisons", [])
+        if c["set"] == "natural"
+    }
 
 
 def scores_by_method(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -170,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": summary["seconds"],
                 "best": summary["best"],
                 "early_stopped": summary["early_stopped"],
+                "stop_reason": summary.get("stop_reason"),
             }
         recon_dir = root / f"recon_seed{seed}_{int(time.time())}"
         result = evaluate_methods(subject, run_dirs, recon_dir, ridge=True)
@@ -177,8 +212,11 @@ def main(argv: list[str] | None = None) -> None:
         per_seed.append(scores)
         calibration = subject["ridge_pairwise_identification"]
         runs_info.append(
-            {"seed": seed, "ridge_calibration": calibration, "runs": info, "scores": scores}
-        )
+            {"seed": seed, "ridge_calibration": calibration, "runs": info, "scores": scores,
+             "paired_pixel_identification": paired_pixel(result),
+             "ridge_alphas": result.get("baselines", {}).get("ridge", {})
+             .get("alpha_by_test_trials")}
+        )  # fmt: skip
     print(
         json.dumps(
             {
