@@ -403,3 +403,43 @@ def test_resolve_path_finds_paths_relative_to_where_the_command_ran(tmp_path: Pa
     assert found is not None and found.resolve() == (run / "subject").resolve()
     assert resolve_path("runs/00000-sim-demo/missing", run) is None
     assert resolve_path("", run) is None
+
+
+def test_paired_comparisons_and_ridge_alpha_reach_the_page() -> None:
+    from e2e_recon.report.metrics_file import parse_metrics
+    from e2e_recon.report.paired import paired_table
+
+    score = {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9}
+    content = {
+        "metrics": [{"key": "pixid", "label": "Pixel ident.", "chance": 0.5}],
+        "results": [
+            {"set": "natural", "method": m, "n_images": 10, "scores": {"pixid": score}}
+            for m in ("e2e", "ridge")
+        ],
+        "comparisons": [
+            {
+                "set": "natural",
+                "method": "e2e",
+                "baseline": "ridge",
+                "n_images": 10,
+                "scores": {
+                    "pixid": {
+                        "mean": 0.05,
+                        "ci_low": 0.01,
+                        "ci_high": 0.09,
+                        "wins": 0.7,
+                        "excludes_zero": True,
+                    }
+                },
+            }
+        ],
+        "baselines": {"ridge": {"alpha_by_test_trials": {"24": 1234.5}, "selection": "cv"}},
+        "settings": {"stimulus_preparation": "resize 72 px (bilinear), centre 64 px, rgb"},
+    }
+    metrics = parse_metrics(content)
+    (row,) = metrics.paired
+    assert row.title == "e2e - ridge" and row.clear == {"pixid"} and row.wins["pixid"] == 0.7
+    page = paired_table(metrics, ["pixid"])
+    assert "+5.0 pt" in page and "wins 70%" in page and 'class="best"' in page
+    assert any("1.23e+03 for 24 averaged trials" in n for n in metrics.notes)
+    assert any("centre 64 px" in n for n in metrics.notes)

@@ -52,6 +52,17 @@ class SetMetrics:
 
 
 @dataclass
+class PairedRow:
+    """One paired comparison of a set: per-image differences of a method and a baseline."""
+
+    set_name: str
+    title: str  # "e2e - ridge"
+    values: dict[str, MetricValue] = field(default_factory=dict)  # mean difference, interval
+    wins: dict[str, float] = field(default_factory=dict)  # share of images won
+    clear: set[str] = field(default_factory=set)  # keys whose interval excludes 0
+
+
+@dataclass
 class Metrics:
     """Everything the report shows from a metrics file."""
 
@@ -60,6 +71,7 @@ class Metrics:
     identification: set[str] = field(default_factory=set)  # keys shown as percentages
     notes: list[str] = field(default_factory=list)
     feature_networks: list[str] = field(default_factory=list)  # "label: weights"
+    paired: list[PairedRow] = field(default_factory=list)
 
     def label(self, key: str) -> str:
         """Column title of a metric key."""
@@ -129,7 +141,27 @@ def _parse_results(content: Mapping[str, Any]) -> Metrics:
         for net in content.get("feature_networks") or []
         if isinstance(net, dict)
     ]
+    parsed.paired = _parse_paired(content.get("comparisons"))
     return parsed
+
+
+def _parse_paired(raw: Any) -> list[PairedRow]:
+    """``comparisons`` of a metrics file (see :mod:`e2e_recon.evaluate.paired`)."""
+    rows = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("scores"), dict):
+            continue
+        row = PairedRow(str(item.get("set", "?")), f"{item.get('method')} - {item.get('baseline')}")
+        for key, score in item["scores"].items():
+            if not isinstance(score, dict):
+                continue
+            row.values[key] = _metric_value(score)
+            if (wins := _finite(score.get("wins"))) is not None:
+                row.wins[key] = wins
+            if score.get("excludes_zero") is True:
+                row.clear.add(key)
+        rows.append(row)
+    return rows
 
 
 def _settings_notes(content: Mapping[str, Any]) -> list[str]:
@@ -152,6 +184,16 @@ def _settings_notes(content: Mapping[str, Any]) -> list[str]:
         )
     if isinstance(settings.get("chance"), str):
         notes.append(f"Chance: {settings['chance']}.")
+    if isinstance(settings.get("stimulus_preparation"), str):
+        notes.append(f"Stimuli prepared as the run's targets: {settings['stimulus_preparation']}.")
+    ridge = (content.get("baselines") or {}).get("ridge")
+    if isinstance(ridge, dict) and isinstance(ridge.get("alpha_by_test_trials"), dict):
+        alphas = ", ".join(
+            f"{float(a):.3g} for {n} averaged trials"
+            for n, a in ridge["alpha_by_test_trials"].items()
+            if _finite(a) is not None
+        )
+        notes.append(f"Ridge baseline: alpha {alphas} ({ridge.get('selection', '')}).")
     return notes
 
 

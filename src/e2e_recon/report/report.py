@@ -35,6 +35,7 @@ from e2e_recon.report.contents import (
     run_settings,
 )
 from e2e_recon.report.metrics_file import Metrics, MetricValue, SetMetrics, load_metrics
+from e2e_recon.report.paired import paired_table
 from e2e_recon.runs import get_logger, require_run_dir
 
 SET_TITLES = {"natural": "Natural images", "shapes": "Artificial shapes", "letters": "Letters"}
@@ -294,6 +295,7 @@ def _metrics_section(metrics: Metrics, note: str) -> str:
     return (
         f'<table class="metrics"><tr><th class="l">Test set</th><th>Images</th>'
         f'<th class="l">Method</th>{head}</tr>{body}</table>{"".join(map(_note, explain))}'
+        f"{paired_table(metrics, keys)}"
     )
 
 
