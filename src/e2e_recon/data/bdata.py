@@ -38,6 +38,7 @@ import numpy as np
 
 from e2e_recon.data import bdata_checks as checks
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import new_file_mode
 
 __all__ = ["BData", "parse_selection"]
 
@@ -454,6 +455,7 @@ class BData:
         try:
             with h5py.File(tmp_name, "w") as h5:
                 self._write_h5(h5)
+            os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
