@@ -288,6 +288,7 @@ def evaluate(
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
     """
+    from e2e_recon.console_output import print_table
     from e2e_recon.evaluate.evaluate import (
         DEFAULT_FEATURE_NETS,
         FeatureNet,
@@ -312,7 +313,7 @@ def evaluate(
         stimulus_resize_px=image_size_px,
         stimulus_crop_px=crop_px,
     )
-    console.print(metrics_table(result))
+    print_table(console, metrics_table(result))
     console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
 
 
