@@ -339,14 +339,14 @@ def test_generated_byte_damage_gives_only_project_errors(data: st.DataObject) ->
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits=structural_damage())
 def test_many_generated_structural_damages(edits: list[tuple]) -> None:
     test_generated_structural_damage_gives_only_project_errors.hypothesis.inner_test(edits)
 
 
 @pytest.mark.slow
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_many_generated_byte_damages(data: st.DataObject) -> None:
     test_generated_byte_damage_gives_only_project_errors.hypothesis.inner_test(data)
