@@ -316,6 +316,7 @@ def evaluate(
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
     """
+    from e2e_recon.console_output import print_table
     from e2e_recon.data.geometry import read_geometry
     from e2e_recon.evaluate.evaluate import (
         DEFAULT_FEATURE_NETS,
@@ -347,9 +348,9 @@ def evaluate(
     )
     for notice in result["notices"]:
         err_console.print(f"note: {notice}", highlight=False, soft_wrap=True)
-    console.print(metrics_table(result))
+    print_table(console, metrics_table(result))
     if (paired := comparisons_table(result)) is not None:
-        console.print(paired)
+        print_table(console, paired)
     console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
 
 

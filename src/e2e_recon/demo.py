@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from e2e_recon.config import Config, load_config
+from e2e_recon.console_output import print_table
 from e2e_recon.fileio import atomic_write_json
 from e2e_recon.runs import get_logger, init_run_dir, next_run_dir
 
@@ -126,7 +127,7 @@ def run_demo(
     atomic_write_json(run_dir / "summary.json", summary)  # first: the report shows it
     write_report(run_dir, report_path)
     log.info("demo finished in %.1f s", summary["wall_s"])
-    console.print(summary_table(summary))
+    print_table(console, summary_table(summary))
     console.print(f"report: {report_path}")
     console.print(f"summary: {run_dir / 'summary.json'}")
     return summary

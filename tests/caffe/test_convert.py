@@ -135,3 +135,32 @@ def test_v1_legacy_generator_file(tmp_path):
     x = torch.randn(2, 12)
     with torch.no_grad():
         torch.testing.assert_close(load_generator(path)(x), generator(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_name_the_layer(tmp_path, bad):
+    blobs = module_to_blobs(tiny_generator())
+    blobs["deconv1"][0].flat[3] = bad
+    path = write_caffemodel(tmp_path / "nan.caffemodel", blobs)
+    expected = r"nan\.caffemodel: layer 'deconv1' blob deconv1\.weight has 1 non-finite"
+    with pytest.raises(ModelFormatError, match=expected):
+        load_generator(path)
+    with pytest.raises(ModelFormatError, match="layer 'deconv1'"):
+        convert_caffemodel(path, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_non_finite_bias_of_the_discriminator_and_caffenet(tmp_path):
+    from e2e_recon.nets.comparator import random_caffenet
+    from e2e_recon.nets.discriminator import Discriminator
+
+    for name, module, loader in (
+        ("d", Discriminator(), load_discriminator),
+        ("c", random_caffenet(), load_comparator),
+    ):
+        blobs = module_to_blobs(module)
+        layer = next(iter(blobs))
+        blobs[layer][1].flat[0] = np.nan
+        path = write_caffemodel(tmp_path / f"{name}.caffemodel", blobs)
+        with pytest.raises(ModelFormatError, match=f"layer '{layer}' blob {layer}.bias"):
+            loader(path)

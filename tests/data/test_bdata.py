@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import h5py
@@ -252,3 +254,13 @@ def test_written_by_bdpy_loads_here(tmp_path: Path) -> None:
     # Re-saving a bdpy file (with its header) gives a file bdpy still reads.
     back.save(tmp_path / "again.h5")
     np.testing.assert_array_equal(bdpy.BData(str(tmp_path / "again.h5")).dataset, ours.dataset)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_file_mode_follows_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        make_bdata().save(tmp_path / "x.h5")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.h5").stat().st_mode) == 0o666 & ~umask

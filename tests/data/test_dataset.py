@@ -9,6 +9,7 @@ import pytest
 import torch
 from subject_factory import make_subject, stimulus_ids, write_fmri
 
+from e2e_recon.config import load_config, with_overrides
 from e2e_recon.data import images as im
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import (
@@ -151,8 +152,13 @@ def test_nonfinite_voxels(tmp_path: Path, subject: dict[str, Path]) -> None:
     data[0, 7] = -np.inf
     bd.dataset = data
     bd.save(tmp_path / "bad.h5")
-    with pytest.raises(DataError, match=r"3 non-finite .* 2 columns .*\[4, 7\]"):
+    with pytest.raises(DataError, match=r"3 non-finite .* 2 columns .*\[4, 7\]") as caught:
         load_training_set(tmp_path / "bad.h5", subject["train_images"], image_size_px=16)
+    # The option the message recommends exists under that name.
+    assert "data.drop_nonfinite_voxels" in str(caught.value)
+    assert "--drop-nonfinite" not in str(caught.value)
+    cfg = with_overrides(load_config("demo"), ["data.drop_nonfinite_voxels=true"])
+    assert cfg.data.drop_nonfinite_voxels is True
     ts = load_training_set(
         tmp_path / "bad.h5", subject["train_images"], image_size_px=16, drop_nonfinite=True
     )

@@ -190,17 +190,70 @@ def test_complete_cache_makes_no_request_and_force_fetches_again(server, tmp_pat
     assert len(server.requests) == 1 + len(published)  # listing + every file
 
 
-def test_api_unreachable_falls_back_to_known_file_ids(server, tmp_path):
+def test_api_unreachable_without_saved_listing_refuses(server, tmp_path):
+    """No listing means no checksums: nothing is fetched, nothing is marked verified."""
     server.api_status = 503
     server.files["/files/14830643"] = b"training"
-    server.files["/files/14830631"] = b"test"
-    summary = _run(server, "fmri", tmp_path, subjects=["sub-01"])
-    fmri = tmp_path / "fmri"
-    assert (
-        fmri / "sub-01_perceptionNaturalImageTraining_original_VC.h5"
-    ).read_bytes() == b"training"
-    assert (fmri / "sub-01_perceptionNaturalImageTest_original_VC.h5").read_bytes() == b"test"
-    assert any("known file ids" in line for line in summary["log"])
+    with pytest.raises(DownloadError, match=r"no listing was saved .* nothing was downloaded"):
+        _run(server, "fmri", tmp_path, subjects=["sub-01"])
+    assert not (tmp_path / "fmri").exists() or not any((tmp_path / "fmri").iterdir())
+    assert all(path.startswith("/v2/") for path, _ in server.requests)
+
+
+def test_api_unreachable_exits_2_through_the_command_line(server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    server.api_status = 503
+    monkeypatch.setenv("E2E_RECON_FIGSHARE_API", server.url + "/v2")
+    result = CliRunner().invoke(
+        app, ["download", "fmri", "--subject", "1", "--dest", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "nothing was downloaded" in result.output
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sub-01_perceptionNaturalImageTraining_/../../../escaped.h5",
+        "sub-01_perceptionNaturalImageTest_..\\x.h5",
+        "sub-01_perceptionNaturalImageTest_x..h5",
+    ],
+)
+def test_listing_names_that_escape_are_refused(server, tmp_path, name):
+    home = tmp_path / "home"
+    server.add_file(FMRI_ARTICLE, name, b"payload")
+    with pytest.raises(DownloadError, match="refusing the remote file name"):
+        _run(server, "fmri", home, subjects=["sub-01"])
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == [Path("home/.figshare") / f"{FMRI_ARTICLE}.json"]  # the listing only
+
+
+@pytest.mark.parametrize("tail", ["..", "", "."])
+def test_weights_url_without_a_usable_file_name_is_refused(server, tmp_path, tail):
+    sources = Sources(caffenet_url=f"{server.url}/files/{tail}")
+    with pytest.raises(DownloadError, match="refusing the remote file name"):
+        _run(server, "caffenet", tmp_path, sources=sources)
+
+
+def test_interrupted_transfer_message_names_no_internal_class(server, tmp_path):
+    published = _publish_fmri(server, ("sub-01",))
+    name = "sub-01_perceptionNaturalImageTraining_original_VC.h5"
+    server.range_support = False
+    server.drop_once[f"/files/{name}"] = 1000
+    with pytest.raises(DownloadError) as caught:
+        _run(
+            server,
+            "fmri",
+            tmp_path,
+            subjects=["sub-01"],
+            options=FetchOptions(attempts=1, retry_wait_s=0),
+        )
+    assert "_Interrupted" not in str(caught.value)
+    assert "transfer interrupted (connection closed after 1000 of" in str(caught.value)
+    assert len(published) == 4
 
 
 def test_alexnet_checksum_from_file_name(server, tmp_path):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +89,94 @@ def test_interrupted_cache_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=paths[1].name):
         im.cached_bgr_images(paths, 12, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def _png16(path: Path, pixels: np.ndarray, colour_type: int) -> Path:
+    """Write a 16-bit PNG by hand (Pillow writes 16 bits for greyscale only)."""
+    height, width = pixels.shape[:2]
+    raw = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    blob = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + blob)
+    return path
+
+
+def test_16_bit_greyscale_png_is_scaled_not_white(tmp_path: Path) -> None:
+    grey = np.array([[0, 257 * 64], [257 * 128, 65535]], dtype=np.uint16)
+    rgb = im.load_image(_png16(tmp_path / "g.png", grey, 0), None)
+    np.testing.assert_array_equal(rgb[..., 0], [[0, 64], [128, 255]])
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_16_bit_colour_pngs_are_scaled(tmp_path: Path) -> None:
+    rgba = np.zeros((2, 2, 4), dtype=np.uint16)
+    rgba[..., 0], rgba[..., 1], rgba[..., 3] = 65535, 257 * 100, 65535
+    np.testing.assert_array_equal(
+        im.load_image(_png16(tmp_path / "c.png", rgba[..., :3], 2), None)[0, 0], [255, 100, 0]
+    )
+    np.testing.assert_array_equal(
+        im.load_image(_png16(tmp_path / "ca.png", rgba, 6), None)[0, 0], [255, 100, 0]
+    )
+    la = np.stack([np.full((2, 2), 257 * 50), np.full((2, 2), 65535)], axis=-1)
+    np.testing.assert_array_equal(
+        im.load_image(_png16(tmp_path / "la.png", la, 4), None)[0, 0], [50, 50, 50]
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [
+        ("LA", (90, 7), (90, 90, 90)),
+        ("CMYK", (0, 255, 0, 0), (255, 0, 255)),
+        ("RGBA", (10, 20, 30, 0), (10, 20, 30)),
+        ("1", 1, (255, 255, 255)),
+    ],
+)
+def test_other_modes_convert(tmp_path: Path, mode: str, colour: object, expected: tuple) -> None:
+    path = tmp_path / ("x.tiff" if mode == "CMYK" else "x.png")
+    Image.new(mode, (3, 3), colour).save(path)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(im.load_image(path, None)[1, 1], expected)
+
+
+def test_palette_png_converts(tmp_path: Path) -> None:
+    img = Image.new("P", (2, 2), 1)
+    img.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
+    img.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(im.load_image(tmp_path / "p.png", None)[0, 0], [200, 100, 50])
+
+
+def test_float_pixels_are_refused(tmp_path: Path) -> None:
+    Image.new("F", (2, 2), 0.5).save(tmp_path / "f.tiff")
+    with pytest.raises(DataError, match=r"f\.tiff.*mode 'F'"):
+        im.load_image(tmp_path / "f.tiff", None)
+
+
+def test_one_stimulus_under_two_extensions_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "img"
+    write_images(folder, stimulus_ids(2))
+    name = next(p.stem for p in sorted(folder.iterdir()) if p.suffix == ".JPEG")
+    Image.new("RGB", (4, 4)).save(folder / f"{name}.png")
+    with pytest.raises(DataError, match=rf"{name}\.JPEG and .*{name}\.png"):
+        im.find_image_files(folder, [name])
+    deeper = tmp_path / "img2"
+    write_images(deeper, stimulus_ids(1))
+    only = next(deeper.iterdir())
+    (deeper / "sub").mkdir()
+    Image.new("RGB", (4, 4)).save(deeper / "sub" / f"{only.stem}.png")
+    assert im.find_image_files(deeper, [only.stem]) == [only]  # the shallower file wins
+
+
+def test_cache_file_mode_follows_the_umask(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "img", stimulus_ids(2))
+    old = os.umask(0o022)
+    try:
+        im.cached_bgr_images(paths, 8, tmp_path / "cache")
+    finally:
+        os.umask(old)
+    (cache,) = (tmp_path / "cache").iterdir()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o644

@@ -43,6 +43,17 @@ def _fit_blob(blob: np.ndarray, expected: tuple[int, ...], source: str, name: st
     return blob.reshape(expected)
 
 
+def _require_finite(blob: np.ndarray, source: str, name: str) -> None:
+    """Refuse NaN or inf weights: every output of the network would be NaN."""
+    bad = ~np.isfinite(blob)
+    if bad.any():
+        raise ModelFormatError(
+            f"{source}: layer '{name.rsplit('.', 1)[0]}' blob {name} has {int(bad.sum())} "
+            f"non-finite values (NaN or inf) of {blob.size}; the weights are damaged. "
+            "Download or convert the model again."
+        )
+
+
 def module_to_blobs(module: nn.Module) -> dict[str, list[np.ndarray]]:
     """A network's parameters as Caffe blobs by layer name (weight, then bias).
 
@@ -67,7 +78,8 @@ def blobs_to_state(
     Raises
     ------
     ModelFormatError
-        Naming the file and the layer that is missing or has a wrong shape.
+        Naming the file and the layer that is missing, has a wrong shape, or holds
+        NaN or inf values.
     """
     own = module.state_dict()
     layers = list(dict.fromkeys(key.rsplit(".", 1)[0] for key in own))
@@ -86,7 +98,9 @@ def blobs_to_state(
             )
         for suffix, blob in zip(("weight", "bias"), params, strict=False):
             key = f"{layer}.{suffix}"
-            state[key] = torch.from_numpy(_fit_blob(blob, tuple(own[key].shape), source, key))
+            fitted = _fit_blob(blob, tuple(own[key].shape), source, key)
+            _require_finite(fitted, source, key)
+            state[key] = torch.from_numpy(fitted)
         state.setdefault(f"{layer}.bias", torch.zeros(tuple(own[f"{layer}.bias"].shape)))
     return state
 

@@ -30,14 +30,15 @@ import datetime
 import os
 import re
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from e2e_recon.data import bdata_checks as checks
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import new_file_mode
 
 __all__ = ["BData", "parse_selection"]
 
@@ -159,55 +160,6 @@ def _as_number(token: str) -> float | None:
 # --------------------------------------------------------------------------------------------
 # Reading helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _decode_strings(h5: h5py.File, node: h5py.Dataset) -> list[str]:
-    """Read a list of strings stored as bytes, str, MATLAB char arrays or MATLAB cellstr refs."""
-    raw = node[()]
-    if node.dtype.kind == "O" and h5py.check_dtype(ref=node.dtype) is not None:
-        return [_matlab_chars(h5[ref][()]) for ref in np.asarray(raw).ravel()]
-    if node.dtype.kind in "ui":  # a MATLAB char matrix: one string per row/column
-        arr = np.atleast_2d(raw)
-        return [_matlab_chars(row) for row in arr]
-    out = []
-    for item in np.atleast_1d(raw).ravel():
-        out.append(item.decode("utf-8") if isinstance(item, bytes) else str(item))
-    return out
-
-
-def _matlab_chars(codes: np.ndarray) -> str:
-    return "".join(chr(int(c)) for c in np.asarray(codes).ravel() if int(c) != 0).strip()
-
-
-def _orient(dataset: np.ndarray, values: np.ndarray, n_keys: int, path: Path) -> tuple:
-    """Undo MATLAB's transposition: values must be (n_keys, n_cols), dataset (n, n_cols)."""
-    values = np.atleast_2d(values)
-    if values.shape[0] != n_keys and values.shape[1] == n_keys:
-        values = values.T
-    if values.shape[0] != n_keys:
-        raise DataError(
-            f"{path}: metadata/value has shape {values.shape} but there are {n_keys} keys; "
-            "the file is not a valid BData file."
-        )
-    n_cols = values.shape[1]
-    if dataset.shape[1] != n_cols and dataset.shape[0] == n_cols:
-        dataset = dataset.T
-    if dataset.shape[1] != n_cols:
-        raise DataError(
-            f"{path}: dataset has shape {dataset.shape} but metadata describes {n_cols} "
-            "columns; the file is not a valid BData file."
-        )
-    return np.ascontiguousarray(dataset), np.ascontiguousarray(values)
-
-
-def _pick(group: h5py.Group, names: Iterable[str], path: Path, what: str) -> Any:
-    for name in names:
-        if name in group:
-            return group[name]
-    raise DataError(
-        f"{path}: no {what} ({' or '.join(names)}) in the file; it holds {sorted(group.keys())}. "
-        "Is this a BData file?"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,31 +430,18 @@ class BData:
         self.path = path
         try:
             with h5py.File(path, "r") as h5:
-                self._read_h5(h5, path)
+                content = checks.read_bdata(h5, path)
         except DataError:
             raise
-        except (OSError, KeyError, ValueError, TypeError) as err:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
+            # h5py reports damaged structures (bad object headers, link loops) this way.
             raise DataError(
                 f"Cannot read {path} as a BData HDF5 file ({err}). The file may be truncated "
                 "(download it again) or not HDF5 at all (BData files are .h5 or MATLAB v7.3 .mat)."
             ) from err
-
-    def _read_h5(self, h5: h5py.File, path: Path) -> None:
-        meta = _pick(h5, ("metadata", "metaData"), path, "metadata group")
-        keys = _decode_strings(h5, meta["key"])
-        descriptions = (
-            _decode_strings(h5, meta["description"]) if "description" in meta else [""] * len(keys)
-        )
-        values = np.asarray(meta["value"][()], dtype=np.float64)
-        data_node = _pick(h5, ("dataset", "dataSet"), path, "dataset")
-        dataset = np.asarray(data_node[()], dtype=np.float64)
-        self.dataset, self._values = _orient(dataset, values, len(keys), path)
-        self._keys, self._descriptions = keys, descriptions
-        if "header" in h5:
-            self.header = {k: _header_value(v[()]) for k, v in h5["header"].items()}
-        if "vmap" in h5:
-            for key, group in h5["vmap"].items():
-                self._vmap[key] = {float(v): _to_str(n[()]) for v, n in group.items()}
+        self.dataset, self._values = content.dataset, content.values
+        self._keys, self._descriptions = content.keys, content.descriptions
+        self.header, self._vmap = content.header, content.vmap
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the data to a BData HDF5 file, atomically (temporary name, then rename).
@@ -516,6 +455,7 @@ class BData:
         try:
             with h5py.File(tmp_name, "w") as h5:
                 self._write_h5(h5)
+            os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
@@ -547,15 +487,3 @@ class BData:
             g = vgroup.create_group(key)
             for value, name in mapping.items():
                 g.create_dataset(str(float(value)), data=name.encode())
-
-
-def _to_str(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _header_value(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_to_str(v) for v in value.ravel()]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value.item() if isinstance(value, np.generic) else value

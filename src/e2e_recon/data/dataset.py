@@ -200,7 +200,8 @@ def _nonfinite_columns(voxels: np.ndarray, path: Any, drop_allowed: bool) -> np.
             f"{path}: {int((~np.isfinite(voxels)).sum())} non-finite voxel values (NaN or inf) in "
             f"{cols.size} columns of the ROI (column indices {cols[:10].tolist()}"
             f"{' ...' if cols.size > 10 else ''}). Fix the file, or drop those columns "
-            "(drop_nonfinite=True, command line --drop-nonfinite)."
+            "with the config key data.drop_nonfinite_voxels (command line: "
+            "--set data.drop_nonfinite_voxels=true)."
         )
     return bad
 

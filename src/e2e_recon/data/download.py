@@ -2,8 +2,9 @@
 
 Targets (see :data:`TARGET_HELP`): ``fmri`` and ``models`` come from figshare, whose
 public API lists an article's files (name, size, MD5, download URL) at run time,
-so new uploads are found without a code change; the file ids of the lab's own
-download scripts are the fallback when the API cannot be reached. ``caffenet``
+so new uploads are found without a code change; the listing saved by the last
+successful call (with its checksums) is the fallback when the API cannot be
+reached, and without one nothing is fetched. ``caffenet``
 and ``alexnet`` are single files with published checksums. Everything lands in the
 data home (:mod:`e2e_recon.data.home`). The base URLs can be changed with
 :class:`Sources` or the environment variables ``E2E_RECON_FIGSHARE_API``,
@@ -42,6 +43,7 @@ from e2e_recon.data.home import (
     WEIGHTS_DIR,
     data_home,
     normalize_subject,
+    remote_file_path,
 )
 from e2e_recon.data.unzip import is_unpacked, unpack_model_archive
 from e2e_recon.errors import DownloadError
@@ -80,10 +82,11 @@ TARGET_HELP: dict[str, str] = {
 }
 
 
-def _remote(item: ArticleFile, dest: Path, article_id: int) -> RemoteFile:
+def _remote(item: ArticleFile, home: Path, folder: str, article_id: int) -> RemoteFile:
+    """The file ``item`` of a listing, to be fetched into ``home/folder``, name checked."""
     return RemoteFile(
         url=item.url,
-        dest=dest,
+        dest=remote_file_path(home, folder, item.name),
         size=item.size,
         algorithm="md5" if item.md5 else None,
         digest=item.md5,
@@ -110,7 +113,7 @@ def _plan_fmri_from(listing: list[ArticleFile], subjects: Sequence[str], home: P
                 f"subjects with data: {', '.join(SUBJECTS)}"
             )
         for item in items:
-            plan.remotes.append(_remote(item, home / FMRI_DIR / item.name, FMRI_ARTICLE))
+            plan.remotes.append(_remote(item, home, FMRI_DIR, FMRI_ARTICLE))
     return plan
 
 
@@ -140,7 +143,7 @@ def _plan_models_from(listing: list[ArticleFile], subjects: Sequence[str], home:
                 f"figshare article {MODELS_ARTICLE} has no trainedmodel_{subject}.zip; "
                 f"released models exist for {', '.join(SUBJECTS)}"
             )
-        plan.archives[subject] = _remote(item, home / MODELS_DIR / item.name, MODELS_ARTICLE)
+        plan.archives[subject] = _remote(item, home, MODELS_DIR, MODELS_ARTICLE)
     return plan
 
 
@@ -187,8 +190,10 @@ def plan_weights(kind: str, home: Path, sources: Sources) -> Plan:
         match = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z]+$", url)
         algorithm = "sha256-prefix" if match else None
         digest = match.group(1) if match else None
-    name = Path(urllib.parse.urlparse(url).path).name
-    remote = RemoteFile(url, home / WEIGHTS_DIR / name, None, algorithm, digest, url)
+    name = urllib.parse.urlparse(url).path.rpartition("/")[2]
+    remote = RemoteFile(
+        url, remote_file_path(home, WEIGHTS_DIR, name), None, algorithm, digest, url
+    )
     return Plan(remotes=[remote])
 
 

@@ -237,6 +237,8 @@ def _transfer(remote: RemoteFile, options: FetchOptions, progress: Any, task: An
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, _Interrupted):  # an internal class: its message says it all
+        return f"transfer interrupted ({error})"
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, urllib.error.URLError):

@@ -1,9 +1,11 @@
-"""Public figshare articles: file listings from the API, with the known file ids as fallback.
+"""Public figshare articles: file listings from the API, with the saved listing as fallback.
 
 figshare's public API lists an article's files (name, size, MD5, download URL) at
 ``<api>/articles/<id>/files``, so files added after this code was written are found.
 A listing read from the API is cached in ``HOME/.figshare/<id>.json`` so that a
-complete data home can be checked without any request.
+complete data home can be checked without any request, and so that downloads can
+go on, still verified, when the API is down. Without either there are no checksums
+to verify against, and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from e2e_recon.errors import DownloadError
+
 FMRI_ARTICLE = 7033577
 MODELS_ARTICLE = 7916144
 
@@ -25,23 +29,6 @@ ARTICLE_PAGES = {
     FMRI_ARTICLE: "https://figshare.com/articles/dataset/Deep_Image_Reconstruction/7033577",
     MODELS_ARTICLE: "https://figshare.com/articles/dataset/"
     "End-to-end_deep_image_reconstruction_from_human_brain_activity/7916144",
-}
-
-#: File ids used by the lab's own download scripts: the fallback when the API is unreachable.
-KNOWN_FILES: dict[int, dict[str, int]] = {
-    FMRI_ARTICLE: {
-        "sub-01_perceptionNaturalImageTraining_original_VC.h5": 14830643,
-        "sub-01_perceptionNaturalImageTest_original_VC.h5": 14830631,
-        "sub-02_perceptionNaturalImageTraining_original_VC.h5": 14830712,
-        "sub-02_perceptionNaturalImageTest_original_VC.h5": 14830697,
-        "sub-03_perceptionNaturalImageTraining_original_VC.h5": 14830862,
-        "sub-03_perceptionNaturalImageTest_original_VC.h5": 14830856,
-    },
-    MODELS_ARTICLE: {
-        "trainedmodel_sub-01.zip": 14985422,
-        "trainedmodel_sub-02.zip": 14985485,
-        "trainedmodel_sub-03.zip": 14985506,
-    },
 }
 
 
@@ -120,11 +107,6 @@ def _to_article_files(records: list[dict]) -> list[ArticleFile]:
     return files
 
 
-def _known_files(article_id: int, sources: Sources) -> list[ArticleFile]:
-    known = KNOWN_FILES.get(article_id, {})
-    return [ArticleFile(name, f"{sources.figshare_files}/{fid}") for name, fid in known.items()]
-
-
 def _cache_path(article_id: int, home: Path) -> Path:
     return home / ".figshare" / f"{article_id}.json"
 
@@ -140,24 +122,31 @@ def saved_article_files(article_id: int, home: Path) -> list[ArticleFile] | None
 def list_article_files(
     article_id: int, sources: Sources, home: Path, log: Callable[[str], None]
 ) -> list[ArticleFile]:
-    """Files of a figshare article from the API; else the saved listing; else the known ids.
+    """Files of a figshare article from the API, else from the listing saved last time.
 
     A listing read from the API is saved in ``HOME/.figshare/<id>.json``.
+
+    Raises
+    ------
+    DownloadError
+        When the API fails and no listing was saved: without the listed checksums
+        the files could not be verified, so none is fetched.
     """
     cache = _cache_path(article_id, home)
     try:
         records = fetch_article_listing(article_id, sources)
     except (urllib.error.URLError, OSError, ValueError) as error:
         saved = saved_article_files(article_id, home)
-        if saved is not None:
-            log(f"warning: could not list figshare article {article_id} ({error}); using the "
-                f"listing saved in {cache}")  # fmt: skip
-            return saved
-        log(
-            f"warning: could not list figshare article {article_id} ({error}); using the "
-            "known file ids (no checksums, and files added later are not found)"
-        )
-        return _known_files(article_id, sources)
+        if saved is None:
+            raise DownloadError(
+                f"could not list figshare article {article_id} ({error}) and no listing was "
+                f"saved in {cache}, so the files' checksums are unknown; nothing was downloaded. "
+                f"Run the command again later, or download the files by hand from "
+                f"{ARTICLE_PAGES.get(article_id, sources.figshare_api)}"
+            ) from error
+        log(f"warning: could not list figshare article {article_id} ({error}); using the "
+            f"listing saved in {cache}")  # fmt: skip
+        return saved
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp")
     tmp.write_text(json.dumps(records))

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from e2e_recon.errors import DataError
+from e2e_recon.errors import DataError, DownloadError
 
 ENV_HOME = "E2E_RECON_HOME"
 
@@ -221,3 +221,51 @@ def resolve_comparator_weights(kind: str, home: str | os.PathLike[str] | None = 
         f"no {kind} weights: {path} does not exist; run `e2e-recon download {kind} --dest {root}` "
         "or pass the weights file explicitly"
     )
+
+
+def remote_file_path(home: Path, folder: str, name: str) -> Path:
+    """``home/folder/name`` for a file name that came from a server, checked first.
+
+    A listing or URL is not trusted to name a file: a name with a path separator,
+    ``..``, a NUL or a leading dot could write outside the data home or over its
+    bookkeeping (``.figshare/``, ``.NAME.verified.json``).
+
+    Parameters
+    ----------
+    home : Path
+        The data home.
+    folder : str
+        Its subfolder (``fmri``, ``models``, ``weights``).
+    name : str
+        The remote file name.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DownloadError
+        Naming the remote name and what is wrong with it.
+    """
+    separators = {"/", "\\", os.sep, os.altsep or "/"}
+    problem = None
+    if not name or name in (".", "..") or name.startswith("."):
+        problem = "it is empty or starts with a dot"
+    elif any(sep in name for sep in separators) or "\0" in name:
+        problem = "it contains a path separator or a NUL character"
+    elif ".." in name:
+        problem = "it contains '..'"
+    dest = home / folder / name
+    root = os.path.normpath(os.path.abspath(home))
+    if (
+        problem is None
+        and os.path.commonpath([root, os.path.normpath(os.path.abspath(dest))]) != root
+    ):
+        problem = f"it would be written outside the data home {home}"
+    if problem is not None:
+        raise DownloadError(
+            f"refusing the remote file name {name!r}: {problem}. The server's listing is "
+            "malformed; nothing was downloaded for it."
+        )
+    return dest

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import new_file_mode
 
 #: Per-channel means subtracted in Caffe space, in BGR order.
 CAFFE_MEAN_BGR: tuple[float, float, float] = (104.0, 117.0, 123.0)
@@ -99,7 +100,9 @@ def rgb_tensor_to_caffe(x: torch.Tensor) -> torch.Tensor:
 def load_image(path: str | os.PathLike[str], size_px: int | None) -> np.ndarray:
     """Load any image Pillow reads as RGB uint8, resized to a square with bilinear filtering.
 
-    Greyscale, palette, CMYK and RGBA images become 3-channel RGB (alpha is dropped).
+    Greyscale, palette, CMYK and RGBA images become 3-channel RGB (alpha is dropped);
+    16-bit images are scaled to 8 bits. Images whose pixel range is not known
+    (32-bit integer or floating-point pixels) are refused.
     The resize is Pillow's bilinear filter, the one behind the reference code's
     ``scipy.misc.imresize(img, (248, 248), interp='bilinear')``.
 
@@ -116,13 +119,14 @@ def load_image(path: str | os.PathLike[str], size_px: int | None) -> np.ndarray:
     Raises
     ------
     DataError
-        If the file is missing or cannot be decoded (the message names the file).
+        If the file is missing, cannot be decoded or has an unsupported pixel mode
+        (the message names the file).
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.convert("RGB")
+            rgb = _as_rgb(img, path)
     except FileNotFoundError:
         raise DataError(f"Image file not found: {path}.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
@@ -133,6 +137,34 @@ def load_image(path: str | os.PathLike[str], size_px: int | None) -> np.ndarray:
     if size_px is not None and rgb.size != (size_px, size_px):
         rgb = rgb.resize((size_px, size_px), resample=Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+#: Modes Pillow converts to 8-bit RGB correctly (alpha dropped, palette looked up,
+#: CMYK, YCbCr, HSV and LAB converted). 16-bit RGB(A) and LA PNGs already load as RGB(A)/LA.
+_CONVERTIBLE_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"})
+_CONVERTIBLE_MODES |= {"CMYK", "YCbCr", "HSV", "LAB"}
+
+
+def _as_rgb(img: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB of any image mode with a known scale; other modes are refused.
+
+    Pillow's own conversion clips 16-bit and 32-bit greyscale at 255 (a 16-bit
+    PNG would become all white), so those are scaled here: 0-65535 to 0-255.
+    """
+    if img.mode in _CONVERTIBLE_MODES:
+        return img.convert("RGB")
+    # 16-bit greyscale ("I;16*"), or "I" from a PNG, which holds at most 16 bits.
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+        grey = np.asarray(img).astype(np.float64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise DataError(f"Image {path}: 16-bit values outside 0-65535 ({img.mode}).")
+        grey8 = np.round(grey * (255.0 / 65535.0)).astype(np.uint8)
+        return Image.fromarray(grey8).convert("RGB")
+    raise DataError(
+        f"Image {path} has pixel mode {img.mode!r} ({img.format}), whose value range is not "
+        "known (32-bit integer or floating-point pixels). "
+        "Convert it to an 8- or 16-bit RGB or greyscale PNG or a JPEG."
+    )
 
 
 def rgb_to_bgr_uint8(images: np.ndarray) -> np.ndarray:
@@ -248,7 +280,7 @@ def crops_bgr_uint8_to_caffe(
 # --------------------------------------------------------------------------------------------
 
 #: Bumped whenever the cached pixels would change for the same inputs.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: 16-bit greyscale images scaled instead of clipped
 
 
 def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
@@ -257,6 +289,8 @@ def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -
     The folder is searched with its subfolders (the data home keeps
     ``images/{training,test,artificial,letters}/``); hidden folders such as the
     image cache are skipped, and a file directly in the folder wins over one deeper.
+    Two files of one stimulus at the same depth (``x.JPEG`` and ``x.png``) are an
+    error: which one is meant cannot be guessed.
 
     Parameters
     ----------
@@ -272,7 +306,8 @@ def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -
     ------
     DataError
         If the folder is missing, or any name has no file (the message names the
-        missing labels and the file names expected, ``<name>.JPEG``).
+        missing labels and the file names expected, ``<name>.JPEG``), or a name has two files
+        at the same depth (the message names both).
     """
     folder = Path(images_dir)
     if not folder.is_dir():
@@ -286,18 +321,34 @@ def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -
             f"{' ...' if len(missing) > 5 else ''}. Put the stimulus images there, named by "
             "stimulus (any image extension)."
         )
-    return [by_stem[n] for n in names]
+    _refuse_ambiguous(names, by_stem)
+    return [by_stem[n][0] for n in names]
 
 
-def _index_image_files(folder: Path) -> dict[str, Path]:
-    """Map file stem -> path of every image file under ``folder`` (shallowest first)."""
-    by_stem: dict[str, Path] = {}
+def _refuse_ambiguous(names: Sequence[str], by_stem: dict[str, list[Path]]) -> None:
+    """One stimulus with two files at the same depth (``x.JPEG`` and ``x.png``) is an error."""
+    ambiguous = [n for n in dict.fromkeys(names) if len({p.name for p in by_stem[n]}) > 1]
+    if ambiguous:
+        shown = "; ".join(" and ".join(str(p) for p in by_stem[n]) for n in ambiguous[:5])
+        raise DataError(
+            f"{len(ambiguous)} stimuli have more than one image file: {shown}"
+            f"{' ...' if len(ambiguous) > 5 else ''}. Keep one file per stimulus."
+        )
+
+
+def _index_image_files(folder: Path) -> dict[str, list[Path]]:
+    """Map file stem -> image files under ``folder`` with that stem, at its shallowest depth."""
+    by_stem: dict[str, list[Path]] = {}
+    depth_of: dict[str, int] = {}
     for root, dirs, files in sorted(os.walk(folder), key=lambda item: item[0].count(os.sep)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        depth = root.count(os.sep)
         for name in sorted(files):
             path = Path(root) / name
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                by_stem.setdefault(path.stem, path)
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if depth_of.setdefault(path.stem, depth) == depth:
+                by_stem.setdefault(path.stem, []).append(path)
     return by_stem
 
 
@@ -350,6 +401,7 @@ def _build_cache(paths: Sequence[Path], size_px: int, target: Path) -> None:
     os.close(fd)
     try:
         _fill_cache_file(tmp_name, paths, size_px)
+        os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from e2e_recon.config import to_dict
+from e2e_recon.console_output import print_table
 from e2e_recon.experiments.common import Condition, ConditionResult, Experiment
 from e2e_recon.fileio import atomic_path
 
@@ -136,7 +137,7 @@ def conclude(
     atomic_write_bytes(experiment.folder / plot_name, png)
     content = write_results(experiment, results, rows, plot_name)
     title = "Loss ablation" if experiment.kind == "ablation" else "Training-set size"
-    console.print(results_table(content, title))
+    print_table(console, results_table(content, title))
     for name in ("results.csv", "results.json", plot_name):
         console.print(f"wrote {experiment.folder / name}")
     return experiment.folder

@@ -24,6 +24,7 @@ from torch import nn
 
 from e2e_recon.data.images import caffe_to_rgb_tensor
 from e2e_recon.errors import ConfigError, ModelFormatError
+from e2e_recon.load_errors import describe_load_error
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -272,7 +273,7 @@ def load_alexnet(path: str | os.PathLike[str]) -> AlexNet:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
         raise ModelFormatError(
-            f"{path}: cannot read a torchvision AlexNet state dict ({err}). "
+            f"{path}: cannot read a torchvision AlexNet state dict ({describe_load_error(err)}). "
             "Expected the file alexnet-owt-7be5be79.pth from download.pytorch.org."
         ) from err
     if not isinstance(state, dict):

@@ -30,6 +30,7 @@ from torch import nn
 
 from e2e_recon.data.images import caffe_to_rgb_tensor
 from e2e_recon.errors import ConfigError, ModelFormatError
+from e2e_recon.load_errors import describe_load_error
 
 #: Batch-norm epsilon of the TensorFlow release.
 BN_EPS = 1e-3
@@ -406,7 +407,7 @@ def load_state_dict(path: str | Path, variant: str = "lite0") -> EfficientNetLit
         pickle.UnpicklingError,
     ) as exc:
         raise ModelFormatError(
-            f"{path}: not an {VARIANTS[variant].title} state dict ({exc}); "
+            f"{path}: not an {VARIANTS[variant].title} state dict ({describe_load_error(exc)}); "
             f"expected the file shipped in {VARIANTS[variant].package!r}"
         ) from exc
     return net

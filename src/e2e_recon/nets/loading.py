@@ -21,6 +21,7 @@ from torch import nn
 
 from e2e_recon.errors import ConfigError, ModelFormatError
 from e2e_recon.fileio import atomic_path
+from e2e_recon.load_errors import describe_load_error
 from e2e_recon.nets.comparator import CaffeNet, load_alexnet, random_caffenet
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator
@@ -114,8 +115,8 @@ def read_network_file(path: str | os.PathLike[str], kind: str) -> dict[str, Any]
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
         raise ModelFormatError(
-            f"{path}: cannot read as an e2e-recon .pt file ({err}). A Caffe model must "
-            "end in .caffemodel."
+            f"{path}: cannot read as an e2e-recon .pt file ({describe_load_error(err)}). "
+            "A Caffe model must end in .caffemodel."
         ) from err
     expected = f"e2e-recon/{kind}"
     found = payload.get("format") if isinstance(payload, dict) else None

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from e2e_recon.console_output import print_table
 from e2e_recon.data.bdata import BData
 from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.sim import stimuli
@@ -297,7 +298,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             str(info["runs"]),
             Path(summary["files"][key]).name,
         )
-    console.print(sets)
+    print_table(console, sets)
     cal = summary["calibration"]
     rois = Table(title=f"voxels and noise ceiling (test, mean of {cal['noise_ceiling_n_average']})")
     for column in ("ROI", "voxels", "median noise ceiling %", "median reliability r"):
@@ -309,7 +310,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             f"{cal['noise_ceiling_median_pct'][roi]:.1f}",
             f"{cal['reliability_median'][roi]:.2f}",
         )
-    console.print(rois)
+    print_table(console, rois)
     quantiles = ", ".join(f"{q}: {v:.2f}" for q, v in cal["reliability_quantiles"].items())
     console.print(f"voxel reliability (split-half r, training set, VC): {quantiles}")
     ridge = cal["ridge"]

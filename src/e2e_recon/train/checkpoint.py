@@ -34,6 +34,7 @@ from torch import nn
 
 from e2e_recon.errors import CheckpointError
 from e2e_recon.fileio import output_error
+from e2e_recon.load_errors import describe_load_error
 from e2e_recon.runs import get_logger, warn
 from e2e_recon.train.integrity import seal_status, sealed
 
@@ -105,7 +106,7 @@ def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: many exception types
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path} cannot be read ({describe_load_error(exc)}); "
             "use an earlier snapshot from the same folder"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != expected_format:
