@@ -40,7 +40,7 @@ class DataConfig:
     val_images: int = 0  # hold out N whole training images for validation (0 = none)
     val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
-    cache_dir: str = ""  # preprocessed-image cache ("" = beside the images)
+    cache_dir: str = ""  # preprocessed-image cache ("" = the data home's cache/images)
     # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
     # read in order and wrapped (the published LMDB)
     sampling: str = "random"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from e2e_recon.data.bdata import BData
+from e2e_recon.data.home import image_cache_dir
 from e2e_recon.data.images import (
     cached_bgr_images,
     crops_bgr_uint8_to_caffe,
@@ -228,7 +229,7 @@ def _images_for(
 ) -> tuple[np.ndarray, list[str]]:
     names = [id_to_name(float(i)) for i in ids]
     paths = find_image_files(images_dir, names)
-    cache = Path(cache_dir) if cache_dir is not None else Path(images_dir) / ".e2e_cache"
+    cache = Path(cache_dir) if cache_dir is not None else image_cache_dir()
     return cached_bgr_images(paths, size_px, cache), names
 
 
@@ -317,7 +318,8 @@ def load_training_set(
     images_dir : folder of stimulus images named by stimulus (``n01518878_5958.JPEG``).
     roi : selection expression for the voxels (``"ROI_VC = 1"`` in the paper).
     image_size_px : side length images are resized to (248 in the paper).
-    cache_dir : where the uint8 image cache goes; default ``<images_dir>/.e2e_cache``.
+    cache_dir : where the uint8 image cache goes; default the data home's ``cache/images``
+        (:func:`e2e_recon.data.home.image_cache_dir`), never the images folder.
     train_images : use only this many training images (whole images, chosen with ``seed``); 0 = all.
     val_images : hold out this many whole images as a validation :class:`TestSet` in ``.val``.
     seed : seed of the image choice for ``train_images`` / ``val_images``.
