@@ -371,7 +371,8 @@ def load_test_set(
     roi : selection expression; must give the same voxels as in training.
     norm : the training statistics (from the training set or a checkpoint).
     image_size_px, cache_dir : as in :func:`load_training_set`.
-    set_name : defaults to "natural", "shapes" or "letters" from the lab's file name.
+    set_name : defaults to the file header's ``set_name`` (imported sets), else "natural",
+        "shapes" or "letters" from the lab's file name.
 
     Returns
     -------
@@ -381,6 +382,7 @@ def load_test_set(
     bdata = BData(fmri_path)
     raw, xyz = _read_roi(bdata, roi)
     ids = stimulus_ids_of(bdata)
+    named = str(bdata.header.get("set_name", "")) or None  # set by `e2e-recon import --set-name`
     del bdata
     if norm.kept_columns is not None:
         if norm.kept_columns.size != raw.shape[1]:
@@ -400,7 +402,12 @@ def load_test_set(
     if images_dir is not None:
         images, names = _images_for(unique, images_dir, image_size_px, cache_dir)
     return TestSet(
-        norm.apply(avg), counts, unique, names, images, set_name or set_name_from_path(fmri_path)
+        norm.apply(avg),
+        counts,
+        unique,
+        names,
+        images,
+        set_name or named or set_name_from_path(fmri_path),
     )
 
 
