@@ -29,6 +29,15 @@ TINY_RUN_OVERRIDES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Point the data home (and so the image cache) at a temporary folder for every test,
+    so tests never read or write the user's own data home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("E2E_RECON_HOME", str(tmp_path_factory.mktemp("data-home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_run_overrides() -> tuple[str, ...]:
     """:data:`TINY_RUN_OVERRIDES`, for test modules (which cannot import a conftest)."""

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from e2e_recon.config import (
+    PRESETS_DIR,
     Config,
     dump_yaml,
     from_dict,
@@ -121,3 +122,20 @@ def test_bad_yaml_file(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_presets_win_over_folders_and_files_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--config small`` is the preset even with a folder or file named ``small`` here."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small").mkdir()
+    (tmp_path / "demo").write_text("train: {iters: 3}\n")
+    assert load_config("small") == load_config(PRESETS_DIR / "small.yaml")
+    assert load_config("demo").train.iters != 3
+    assert load_config("./demo").train.iters == 3
+    (tmp_path / "mine").write_text("train: {iters: 4}\n")
+    with pytest.raises(ConfigError, match=r"write \./mine"):
+        load_config("mine")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("small/")

@@ -121,12 +121,25 @@ def simulate(
 @app.command("import")
 @user_errors
 def import_(
-    source: Annotated[Path, typer.Argument(help=".mat or .npz file holding voxels and labels.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help=".mat, .npz or .h5 file of voxels (and images, labels); or a folder of NIfTI "
+            "betas with a mask and a table, or a 4-D .nii/.nii.gz file."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder to write fmri/ and images/ into.")],
     subject: Annotated[str, typer.Option(help="Subject name used in file names.")] = "sub-01",
-    voxels_key: Annotated[str, typer.Option(help="Array of voxels (samples x voxels).")] = "",
-    labels_key: Annotated[str, typer.Option(help="Array of stimulus labels per sample.")] = "",
-    images_key: Annotated[str, typer.Option(help="Array of images (n, H, W[, 3]).")] = "",
+    voxels_key: Annotated[
+        str, typer.Option(help="Array of voxels (samples x voxels); TRAIN,TEST for two arrays.")
+    ] = "",
+    labels_key: Annotated[
+        str,
+        typer.Option(help="Array saying which image each sample shows; 'none': one per sample."),
+    ] = "",
+    images_key: Annotated[
+        str, typer.Option(help="Array of images (n, H, W[, 3]) or flat rows (n, H*W).")
+    ] = "",
     split_key: Annotated[
         str, typer.Option(help="Array marking test samples (1) or 'train'/'test'.")
     ] = "",
@@ -137,25 +150,56 @@ def import_(
         int, typer.Option(help="First image index of the labels (1 for MATLAB-style indices).")
     ] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing fmri/ and images/.")] = False,
+    images_shape: Annotated[
+        str, typer.Option(help="HxW of flat images (default: the square they are).")
+    ] = "",
+    images_order: Annotated[
+        str, typer.Option(help="Order of flat images: C (row-major) or F (MATLAB column-major).")
+    ] = "C",
+    set_name: Annotated[
+        str, typer.Option(help="Name of the test set (default: the lab's natural images).")
+    ] = "",
+    mask: Annotated[
+        Path | None, typer.Option(help="NIfTI: brain mask (default: mask.nii[.gz] beside it).")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="NIfTI: TSV/CSV, one row per volume (default: found).")
+    ] = None,
 ) -> None:
-    """Turn your own recordings (.mat or .npz arrays) into BData files and an image folder.
+    """Turn your own recordings (.mat/.npz/.h5 arrays or NIfTI betas) into BData files and images.
 
-    Example: [bold]e2e-recon import my_subject.mat --out data/mine --voxels-key X --labels-key y[/]
+    Example: [bold]e2e-recon import digits.mat --out data/digits --images-order F[/]
     """
     from e2e_recon.data.importers import import_arrays
+    from e2e_recon.data.nifti import import_nifti, is_nifti_source
 
-    summary = import_arrays(
-        source,
-        out,
-        subject=subject,
-        voxels_key=voxels_key or None,
-        labels_key=labels_key or None,
-        images_key=images_key or None,
-        split_key=split_key or None,
-        images_dir=images_dir,
-        label_base=label_base,
-        overwrite=overwrite,
-    )
+    if is_nifti_source(source):
+        summary = import_nifti(
+            source,
+            out,
+            subject=subject,
+            mask=mask,
+            table=table,
+            images_dir=images_dir,
+            set_name=set_name or None,
+            overwrite=overwrite,
+        )
+    else:
+        summary = import_arrays(
+            source,
+            out,
+            subject=subject,
+            voxels_key=voxels_key or None,
+            labels_key=labels_key or None,
+            images_key=images_key or None,
+            split_key=split_key or None,
+            images_dir=images_dir,
+            label_base=label_base,
+            overwrite=overwrite,
+            images_shape=images_shape or None,
+            images_order=images_order,
+            set_name=set_name or None,
+        )
     for key, value in summary.items():
         console.print(f"{key}: {value}")
 

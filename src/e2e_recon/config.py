@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class DataConfig:
     val_images: int = 0  # hold out N whole training images for validation (0 = none)
     val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
-    cache_dir: str = ""  # preprocessed-image cache ("" = beside the images)
+    cache_dir: str = ""  # preprocessed-image cache ("" = the data home's cache/images)
     # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
     # read in order and wrapped (the published LMDB)
     sampling: str = "random"
@@ -210,16 +211,30 @@ def from_dict(raw: dict[str, Any]) -> Config:
 
 
 def _resolve_source(preset_or_path: str | Path) -> Path:
+    """The YAML file behind a preset name or a path.
+
+    A bare word is always a preset name, even when a file or folder of that name exists
+    in the working directory (``--config small`` must not pick up a folder ``small/``);
+    a file is named with a path separator or a ``.yaml``/``.yml`` suffix.
+    """
+    text = str(preset_or_path)
     path = Path(preset_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    looks_like_file = path.suffix in (".yaml", ".yml") or any(
+        sep in text for sep in {os.sep, "/", os.altsep or "/"}
+    )
+    if looks_like_file:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         return path
-    preset = PRESETS_DIR / f"{preset_or_path}.yaml"
+    preset = PRESETS_DIR / f"{text}.yaml"
     if not preset.is_file():
+        hint = (
+            f"; to use the file {text!r} in this folder, write ./{text}"
+            if path.is_file()
+            else " or give the path of a YAML file"
+        )
         raise ConfigError(
-            f"unknown preset {str(preset_or_path)!r}: choose one of {', '.join(preset_names())} "
-            "or give the path of a YAML file"
+            f"unknown preset {text!r}: choose one of {', '.join(preset_names())}{hint}"
         )
     return preset
 

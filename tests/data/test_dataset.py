@@ -19,12 +19,14 @@ from e2e_recon.data.dataset import (
     load_training_set,
     stimulus_ids_of,
 )
+from e2e_recon.data.home import ENV_HOME, image_cache_dir
 from e2e_recon.data.labels import id_to_name
 from e2e_recon.errors import DataError
 
 
 @pytest.fixture
-def subject(tmp_path: Path) -> dict[str, Path]:
+def subject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setenv(ENV_HOME, str(tmp_path / "home"))  # a fresh image cache per test
     return make_subject(tmp_path)
 
 
@@ -44,7 +46,21 @@ def test_training_pairs_and_zscore(subject: dict[str, Path]) -> None:
     for k, path in enumerate(paths):
         np.testing.assert_array_equal(ts.images[k], im.load_image(path, 16)[..., ::-1])  # BGR
     assert ts.val is None
-    assert (subject["train_images"] / ".e2e_cache").is_dir()
+    assert list(image_cache_dir().glob("images-16px-*.npy"))
+
+
+def test_image_cache_goes_to_the_data_home_not_the_image_folder(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    """The user's image folder stays untouched; ``cache_dir`` still overrides the home."""
+    before = sorted(p.name for p in subject["train_images"].rglob("*"))
+    load_training_set(subject["train"], subject["train_images"], image_size_px=16)
+    assert sorted(p.name for p in subject["train_images"].rglob("*")) == before
+    assert len(list((tmp_path / "home" / "cache" / "images").glob("*.npy"))) == 1
+    load_training_set(
+        subject["train"], subject["train_images"], image_size_px=16, cache_dir=tmp_path / "c"
+    )
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 1
 
 
 def test_label_column_used_without_named_key(tmp_path: Path) -> None:
@@ -141,7 +157,7 @@ def test_missing_image_named(subject: dict[str, Path]) -> None:
     (subject["train_images"] / f"{name}.JPEG").unlink()
     with pytest.raises(DataError, match=f"{name}.JPEG"):
         load_training_set(subject["train"], subject["train_images"], image_size_px=16)
-    assert not list((subject["train_images"] / ".e2e_cache").glob("*"))
+    assert not list(image_cache_dir().glob("*"))
 
 
 def test_nonfinite_voxels(tmp_path: Path, subject: dict[str, Path]) -> None:

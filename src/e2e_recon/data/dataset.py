@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from e2e_recon.data.bdata import BData
+from e2e_recon.data.home import image_cache_dir
 from e2e_recon.data.images import (
     cached_bgr_images,
     crops_bgr_uint8_to_caffe,
@@ -229,7 +230,7 @@ def _images_for(
 ) -> tuple[np.ndarray, list[str]]:
     names = [id_to_name(float(i)) for i in ids]
     paths = find_image_files(images_dir, names)
-    cache = Path(cache_dir) if cache_dir is not None else Path(images_dir) / ".e2e_cache"
+    cache = Path(cache_dir) if cache_dir is not None else image_cache_dir()
     return cached_bgr_images(paths, size_px, cache), names
 
 
@@ -318,7 +319,8 @@ def load_training_set(
     images_dir : folder of stimulus images named by stimulus (``n01518878_5958.JPEG``).
     roi : selection expression for the voxels (``"ROI_VC = 1"`` in the paper).
     image_size_px : side length images are resized to (248 in the paper).
-    cache_dir : where the uint8 image cache goes; default ``<images_dir>/.e2e_cache``.
+    cache_dir : where the uint8 image cache goes; default the data home's ``cache/images``
+        (:func:`e2e_recon.data.home.image_cache_dir`), never the images folder.
     train_images : use only this many training images (whole images, chosen with ``seed``); 0 = all.
     val_images : hold out this many whole images as a validation :class:`TestSet` in ``.val``.
     seed : seed of the image choice for ``train_images`` / ``val_images``.
@@ -370,7 +372,8 @@ def load_test_set(
     roi : selection expression; must give the same voxels as in training.
     norm : the training statistics (from the training set or a checkpoint).
     image_size_px, cache_dir : as in :func:`load_training_set`.
-    set_name : defaults to "natural", "shapes" or "letters" from the lab's file name.
+    set_name : defaults to the file header's ``set_name`` (imported sets), else "natural",
+        "shapes" or "letters" from the lab's file name.
 
     Returns
     -------
@@ -380,6 +383,7 @@ def load_test_set(
     bdata = BData(fmri_path)
     raw, xyz = _read_roi(bdata, roi)
     ids = stimulus_ids_of(bdata)
+    named = str(bdata.header.get("set_name", "")) or None  # set by `e2e-recon import --set-name`
     del bdata
     if norm.kept_columns is not None:
         if norm.kept_columns.size != raw.shape[1]:
@@ -399,7 +403,12 @@ def load_test_set(
     if images_dir is not None:
         images, names = _images_for(unique, images_dir, image_size_px, cache_dir)
     return TestSet(
-        norm.apply(avg), counts, unique, names, images, set_name or set_name_from_path(fmri_path)
+        norm.apply(avg),
+        counts,
+        unique,
+        names,
+        images,
+        set_name or named or set_name_from_path(fmri_path),
     )
 
 

@@ -16,6 +16,7 @@ Layout::
       weights/   bvlc_reference_caffenet.caffemodel        (e2e-recon download caffenet)
                  alexnet-owt-7be5be79.pth                  (e2e-recon download alexnet)
       images/    training/ test/ artificial/ letters/      (stimulus images, placed by the user)
+      cache/images/  resized uint8 image stacks (.npy), rebuilt when the images change
 
 Image files are named by stimulus (``n01518878_5958.JPEG``); any common image
 extension is accepted.
@@ -65,6 +66,8 @@ CAFFENET_FILE = "bvlc_reference_caffenet.caffemodel"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
 
+IMAGE_CACHE_DIR = Path("cache") / "images"
+
 _SUBJECT_PATTERN = re.compile(r"^(?:sub-?)?0*(\d{1,2})$", re.IGNORECASE)
 
 
@@ -89,6 +92,16 @@ def data_home(dest: str | os.PathLike[str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("e2e-recon", appauthor=False))
+
+
+def image_cache_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """Default folder of the preprocessed-image cache: ``HOME/cache/images`` (not created).
+
+    The cache lives in the data home rather than beside the images, so that a user's
+    own image folder (read-only, shared, or under version control) is never written to.
+    ``data.cache_dir`` overrides it.
+    """
+    return data_home(home) / IMAGE_CACHE_DIR
 
 
 def normalize_subject(subject: str) -> str:

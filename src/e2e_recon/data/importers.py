@@ -25,14 +25,23 @@ voxel_xyz (opt.)     voxel_xyz                              (n_voxels, 3) coordi
 runs (optional)      runs, run                              (n_samples,) run numbers
 ===================  =====================================  ===================================
 
+Separate training and test arrays (``fmriTrn``/``fmriTest``, ``X_train``/``X_test``,
+groups ``train/``/``test/`` of HDF5 and v7.3 files, ...) are detected by
+:mod:`e2e_recon.data.layouts`; flat images (one image per row) are reshaped to their
+square or ``images_shape``, read column-major with ``images_order="F"`` (MATLAB). Without
+a label array each sample has its own image; class labels are refused
+(:mod:`e2e_recon.data.pairing`). The summary names the arrays used and the command that
+repeats the choice with explicit keys.
+
 Images come from the ``images`` array or from ``images_dir`` (files whose stem is the
 label: ``12.png`` for label 12, ``cat.jpg`` for label "cat", ``n01518878_5958.JPEG``).
 
 Output, in the layout of the lab's data (and of ``e2e-recon simulate``)::
 
     OUT/fmri/<subject>_perceptionNaturalImageTraining_original_VC.h5
-    OUT/fmri/<subject>_perceptionNaturalImageTest_original_VC.h5   (if there are test samples)
-    OUT/images/training/<name>.<ext>   OUT/images/test/<name>.<ext>
+    OUT/fmri/<subject>_perceptionNaturalImageTest_original_VC.h5   (if there are test samples;
+         <subject>_<set name>_original_VC.h5 with set_name, which the file's header records)
+    OUT/images/training/<name>.<ext>   OUT/images/test/<name>.<ext> (or images/<set name>/)
     OUT/images/names.csv               stimulus_id, name, original label
 
 Labels that are not lab stimulus ids get ids ``0.000001, 0.000002, ...`` (names
@@ -42,21 +51,24 @@ Everything is written to a temporary folder first and moved into place at the en
 
 from __future__ import annotations
 
-import csv
-import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from e2e_recon.data.bdata import BData
-from e2e_recon.data.images import find_image_files
-from e2e_recon.data.labels import id_to_name, name_to_id
+from e2e_recon.data.import_writer import Volume, write_import
+from e2e_recon.data.layouts import (
+    Layout,
+    SetArrays,
+    describe,
+    detect_layout,
+    flat_to_images,
+    parse_images_shape,
+)
+from e2e_recon.data.pairing import Pairing, pair_images
 from e2e_recon.errors import DataError
 
-__all__ = ["import_arrays", "load_arrays"]
+__all__ = ["images_to_uint8", "import_arrays", "load_arrays"]
 
 _CANDIDATES = {
     "voxels": ("voxels", "X", "fmri", "brain", "data"),
@@ -65,7 +77,6 @@ _CANDIDATES = {
     "split": ("split", "is_test", "test"),
     "runs": ("runs", "run"),
 }
-_LAB_NAME = re.compile(r"n\d{8}_\d{1,6}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,10 +85,11 @@ _LAB_NAME = re.compile(r"n\d{8}_\d{1,6}")
 
 
 def load_arrays(source: str | Path) -> dict[str, np.ndarray]:
-    """Read every array of a ``.npz`` or ``.mat`` file (MATLAB v5/v7 via scipy, v7.3 via h5py).
+    """Read every array of a ``.npz``, ``.mat`` (v5/v7 via scipy, v7.3 via h5py) or HDF5 file.
 
     MATLAB arrays come back in MATLAB's axis order (v7.3 files are un-transposed);
-    cell arrays of strings and char arrays become arrays of str.
+    cell arrays of strings and char arrays become arrays of str. Arrays inside HDF5
+    groups are named ``group/name`` (``train/X``, ``test/X``).
     """
     path = Path(source)
     if not path.is_file():
@@ -89,11 +101,16 @@ def load_arrays(source: str | Path) -> dict[str, np.ndarray]:
                 return {k: npz[k] for k in npz.files}
         if suffix == ".mat":
             return _load_mat(path)
+        if suffix in (".h5", ".hdf5"):
+            return _load_hdf5(path, matlab=False)
     except DataError:
         raise
     except Exception as err:  # numpy/scipy/h5py raise many types for a damaged file
         raise DataError(f"Cannot read {path} ({type(err).__name__}: {err}).") from err
-    raise DataError(f"{path}: unsupported file type {suffix!r}; give a .mat or .npz file.")
+    raise DataError(
+        f"{path}: unsupported file type {suffix!r}; give a .mat, .npz or .h5 file "
+        "(NIfTI betas: give their folder, or the 4-D .nii/.nii.gz file)."
+    )
 
 
 def _load_mat(path: Path) -> dict[str, np.ndarray]:
@@ -101,14 +118,23 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
     import scipy.io
 
     if h5py.is_hdf5(path):  # MATLAB v7.3
-        out: dict[str, np.ndarray] = {}
-        with h5py.File(path, "r") as h5:
-            for key, node in h5.items():
-                if isinstance(node, h5py.Dataset) and not key.startswith("#"):
-                    out[key] = _h5_matlab_array(h5, node)
-        return out
+        return _load_hdf5(path, matlab=True)
     raw = scipy.io.loadmat(path, squeeze_me=False, chars_as_strings=True)
     return {k: _mat_array(v) for k, v in raw.items() if not k.startswith("__")}
+
+
+def _load_hdf5(path: Path, matlab: bool) -> dict[str, np.ndarray]:
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+
+    def visit(name: str, node: Any) -> None:
+        if isinstance(node, h5py.Dataset) and not name.split("/")[0].startswith("#"):
+            out[name] = _h5_matlab_array(node.file, node) if matlab else np.asarray(node[()])
+
+    with h5py.File(path, "r") as h5:
+        h5.visititems(visit)
+    return out
 
 
 def _h5_matlab_array(h5: Any, node: Any) -> np.ndarray:
@@ -135,52 +161,30 @@ def _mat_array(value: np.ndarray) -> np.ndarray:
     return value
 
 
-def _pick(arrays: dict[str, np.ndarray], what: str, key: str | None, required: bool) -> Any:
+def _pick(
+    arrays: dict[str, np.ndarray], what: str, key: str | None, required: bool
+) -> tuple[str | None, Any]:
+    """(name, array) of the ``what`` array: the explicit key, else the first default name."""
     if key is not None:
         if key not in arrays:
-            raise DataError(f"No array {key!r} in the source; it holds {_describe(arrays)}.")
-        return arrays[key]
+            raise DataError(f"No array {key!r} in the source; it holds {describe(arrays)}.")
+        return key, arrays[key]
     for name in _CANDIDATES[what]:
         if name in arrays:
-            return arrays[name]
+            return name, arrays[name]
     if required:
         raise DataError(
-            f"No {what} array found (looked for {', '.join(_CANDIDATES[what])}); the source "
-            f"holds {_describe(arrays)}. Name it with --{what}-key."
+            f"No {what} array found (looked for {', '.join(_CANDIDATES[what])}, and for "
+            "separate training/test arrays such as fmriTrn/fmriTest or X_train/X_test); "
+            f"the source holds {describe(arrays)}. Name it with --{what}-key "
+            "(TRAIN,TEST for separate arrays)."
         )
-    return None
-
-
-def _describe(arrays: dict[str, np.ndarray]) -> str:
-    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items()) or "no arrays"
+    return None, None
 
 
 # --------------------------------------------------------------------------------------------
 # Labels, split and images
 # --------------------------------------------------------------------------------------------
-
-
-def _label_keys(labels: np.ndarray, label_base: int) -> list[str]:
-    """One string per sample identifying its image: an index, a lab name, or a file stem."""
-    flat = np.asarray(labels).ravel()
-    if flat.dtype.kind in "US":
-        return [str(x.decode() if isinstance(x, bytes) else x).strip() for x in flat]
-    values = flat.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise DataError("The labels hold NaN or inf; every sample needs the label of its image.")
-    if np.all(values == np.round(values)):
-        return [str(int(v) - label_base) for v in values]
-    return [id_to_name(float(v)) for v in values]  # lab stimulus ids
-
-
-def _assign_ids(keys: list[str]) -> dict[str, tuple[float, str]]:
-    """Map each distinct label to (stimulus id, image name)."""
-    distinct = sorted(set(keys), key=lambda k: (len(k), k))
-    if all(_LAB_NAME.fullmatch(k) for k in distinct):
-        return {k: (name_to_id(k), k) for k in distinct}
-    if len(distinct) > 999_999:
-        raise DataError(f"{len(distinct)} distinct images: at most 999,999 can be imported.")
-    return {k: ((i + 1) / 1e6, id_to_name((i + 1) / 1e6)) for i, k in enumerate(distinct)}
 
 
 def _split_mask(split: np.ndarray | None, n: int) -> np.ndarray:
@@ -199,9 +203,14 @@ def _split_mask(split: np.ndarray | None, n: int) -> np.ndarray:
     return flat.astype(bool)
 
 
-def _images_first(images: np.ndarray) -> np.ndarray:
-    """Image array as (n, H, W, 3) uint8, from (n,H,W), (n,H,W,3), (n,3,H,W) or (H,W,3,n)."""
+def images_to_uint8(
+    images: np.ndarray, shape: tuple[int, int] | None = None, order: str = "C"
+) -> np.ndarray:
+    """Image array as (n, H, W, 3) uint8, from (n,H,W), (n,H,W,3), (n,3,H,W), (H,W,3,n)
+    or flat rows (n, H*W[*3]), reshaped to ``shape`` (default their square) in ``order``."""
     x = np.asarray(images)
+    if x.ndim == 2:
+        x = flat_to_images(x, shape, order)
     if x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[2] in (1, 3):
         x = np.moveaxis(x, -1, 0)  # MATLAB (H, W, 3, n)
     elif x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
@@ -209,65 +218,13 @@ def _images_first(images: np.ndarray) -> np.ndarray:
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise DataError(f"Images array has shape {images.shape}; expected (n, H, W[, 3]).")
+        raise DataError(
+            f"Images array has shape {images.shape}; expected (n, H, W[, 3]) or flat rows."
+        )
     if x.dtype != np.uint8:
         x = x.astype(np.float64)
         x = np.clip(np.round(x * 255.0 if x.max() <= 1.0 else x), 0, 255).astype(np.uint8)
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
-
-
-def _write_image_files(
-    keys: list[str],
-    ids: dict[str, tuple[float, str]],
-    folder: Path,
-    images: np.ndarray | None,
-    images_dir: Path | None,
-) -> None:
-    """Write (from the array) or copy (from images_dir) one image per distinct label."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    distinct = sorted(set(keys), key=lambda k: ids[k][0])
-    if images is not None:
-        for key in distinct:
-            index = int(key) if key.lstrip("-").isdigit() else -1
-            if not 0 <= index < images.shape[0]:
-                raise DataError(
-                    f"Label {key} does not index the images array ({images.shape[0]} images; "
-                    "labels are 0-based, use label_base=1 / --label-base 1 for 1-based)."
-                )
-            Image.fromarray(images[index]).save(folder / f"{ids[key][1]}.png")
-        return
-    if images_dir is None:
-        raise DataError("No images: give an images array (--images-key) or --images-dir.")
-    sources = find_image_files(images_dir, distinct)
-    for key, src in zip(distinct, sources, strict=True):
-        shutil.copyfile(src, folder / f"{ids[key][1]}{src.suffix}")
-
-
-def _write_bdata(
-    path: Path,
-    voxels: np.ndarray,
-    stim_ids: np.ndarray,
-    runs: np.ndarray,
-    rois: dict[str, np.ndarray],
-    xyz: np.ndarray | None,
-    names: dict[float, str],
-) -> None:
-    bd = BData()
-    bd.add(voxels, "VoxelData")
-    # The lab's label block: the reference code reads its column 1 as the stimulus id.
-    bd.add(np.stack([np.arange(1, len(stim_ids) + 1, dtype=np.float64), stim_ids], 1), "Label")
-    bd.add(stim_ids, "stimulus_id")
-    bd.add(runs, "Run")
-    bd.add(np.ones(len(stim_ids)), "Session")
-    for key, mask in rois.items():
-        bd.add_metadata(key, mask.astype(np.float64), f"1 = {key}", where="VoxelData")
-    if xyz is not None:
-        for axis, column in zip("xyz", xyz.T, strict=True):
-            bd.add_metadata(f"voxel_{axis}", column, f"voxel {axis} coordinate", where="VoxelData")
-    bd.add_vmap("stimulus_id", {i: names[i] for i in np.unique(stim_ids)})
-    bd.save(path)
 
 
 def _rois(arrays: dict[str, np.ndarray], n_voxels: int) -> dict[str, np.ndarray]:
@@ -286,57 +243,60 @@ def _rois(arrays: dict[str, np.ndarray], n_voxels: int) -> dict[str, np.ndarray]
 # --------------------------------------------------------------------------------------------
 
 
-def _collect_sets(
+def _pooled_layout(
     arrays: dict[str, np.ndarray],
     voxels_key: str | None,
     labels_key: str | None,
+    images_key: str | None,
     split_key: str | None,
-    label_base: int,
-) -> dict[str, tuple[np.ndarray, list[str], np.ndarray]]:
-    """{"training": (voxels, label keys, runs), "test": ...} with checked counts."""
-    separate = voxels_key is None and "train_voxels" in arrays and "voxels" not in arrays
-    parts: dict[str, tuple[Any, Any, Any]]
-    if separate:
-        parts = {
-            "training": (
-                arrays["train_voxels"],
-                _pick(arrays, "labels", "train_labels", True),
-                None,
-            ),
-            "test": (arrays.get("test_voxels"), arrays.get("test_labels"), None),
-        }
-    else:
-        voxels = _pick(arrays, "voxels", voxels_key, True)
-        labels = _pick(arrays, "labels", labels_key, True)
-        _check_counts(voxels, labels, "voxels", "labels")
-        runs = _pick(arrays, "runs", None, False)
-        runs = np.ones(voxels.shape[0]) if runs is None else np.asarray(runs, float).ravel()
-        if runs.size != voxels.shape[0]:
-            raise DataError(
-                f"The runs array has {runs.size} entries for {voxels.shape[0]} samples."
-            )
-        test = _split_mask(_pick(arrays, "split", split_key, False), voxels.shape[0])
-        labels = np.asarray(labels).ravel()
-        parts = {
-            "training": (voxels[~test], labels[~test], runs[~test]),
-            "test": (voxels[test], labels[test], runs[test]),
-        }
-    out: dict[str, tuple[np.ndarray, list[str], np.ndarray]] = {}
-    for name, (vox, lab, run) in parts.items():
-        if vox is None or np.asarray(vox).shape[0] == 0:
-            continue
-        if lab is None:
-            raise DataError(f"{name} voxels given without labels (test_labels).")
-        _check_counts(vox, lab, f"{name} voxels", f"{name} labels")
-        vox = np.asarray(vox, dtype=np.float64)
-        run = np.ones(vox.shape[0]) if run is None else run
-        out[name] = (vox, _label_keys(np.asarray(lab), label_base), run)
-    if "training" not in out:
-        raise DataError("Every sample is marked as test: there is nothing to train on.")
-    widths = {v[0].shape[1] for v in out.values()}
-    if len(widths) > 1:
-        raise DataError(f"Training and test voxels have different widths: {sorted(widths)}.")
-    return out
+) -> Layout:
+    """Training and test sets cut from pooled arrays by the split array."""
+    voxels_name, voxels = _pick(arrays, "voxels", voxels_key, True)
+    no_labels = labels_key is not None and labels_key.lower() == "none"
+    labels_name, labels = (None, None) if no_labels else _pick(arrays, "labels", labels_key, False)
+    images_name, images = _pick(arrays, "images", images_key, False)
+    if labels is not None:
+        _check_counts(voxels, labels, voxels_name or "voxels", labels_name or "labels")
+    voxels = np.asarray(voxels)
+    if voxels.ndim != 2:
+        raise DataError(f"{voxels_name} must be 2-D (samples x voxels), got shape {voxels.shape}.")
+    n = voxels.shape[0]
+    runs_name, runs = _pick(arrays, "runs", None, False)
+    runs = np.ones(n) if runs is None else np.asarray(runs, float).ravel()
+    if runs.size != n:
+        raise DataError(f"The runs array {runs_name!r} has {runs.size} entries for {n} samples.")
+    split_name, split = _pick(arrays, "split", split_key, False)
+    test = _split_mask(split, n)
+    # An images array with one row per sample is cut with the samples.
+    per_sample = images is not None and _n_images(images) == n
+    sets = {}
+    for set_name, mask in (("training", ~test), ("test", test)):
+        sets[set_name] = SetArrays(
+            voxels=voxels[mask],
+            labels=None if labels is None else np.asarray(labels).ravel()[mask],
+            images=np.asarray(images)[_image_axis_index(images, mask)] if per_sample else None,
+            runs=runs[mask],
+        )
+    named = {"voxels": voxels_name, "labels": labels_name, "images": images_name}
+    keys = {role: name for role, name in named.items() if name}
+    if split_name:
+        keys["split"] = split_name
+    if no_labels:
+        keys["labels"] = "none"
+    explicit = {r for r, k in (("labels", labels_key), ("images", images_key)) if k}
+    return Layout(sets=sets, keys=keys, images=None if per_sample else images, explicit=explicit)
+
+
+def _n_images(images: Any) -> int:
+    x = np.asarray(images)
+    matlab = x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[2] in (1, 3)
+    return int(x.shape[-1] if matlab else x.shape[0])
+
+
+def _image_axis_index(images: Any, mask: np.ndarray) -> Any:
+    x = np.asarray(images)
+    matlab = x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[2] in (1, 3)
+    return (Ellipsis, mask) if matlab else mask
 
 
 def _check_counts(voxels: Any, labels: Any, voxels_name: str, labels_name: str) -> None:
@@ -351,6 +311,16 @@ def _check_counts(voxels: Any, labels: Any, voxels_name: str, labels_name: str) 
         )
 
 
+def _check_set_shapes(layout: Layout) -> None:
+    for set_name, arrays in layout.sets.items():
+        v = np.asarray(arrays.voxels)
+        if v.ndim != 2:
+            raise DataError(f"{set_name} voxels must be 2-D (samples x voxels), got {v.shape}.")
+    widths = {np.asarray(a.voxels).shape[1] for a in layout.sets.values() if len(a.voxels)}
+    if len(widths) > 1:
+        raise DataError(f"Training and test voxels have different widths: {sorted(widths)}.")
+
+
 def import_arrays(
     source: str | Path,
     out_dir: str | Path,
@@ -362,82 +332,81 @@ def import_arrays(
     images_dir: str | Path | None = None,
     label_base: int = 0,
     overwrite: bool = False,
+    images_shape: str | tuple[int, int] | None = None,
+    images_order: str = "C",
+    set_name: str | None = None,
 ) -> dict[str, Any]:
-    """Turn a ``.mat``/``.npz`` of voxels, labels and images into BData files and image folders.
+    """Turn a ``.mat``/``.npz``/``.h5`` of voxels, labels and images into BData files and images.
 
     Parameters
     ----------
-    source : ``.mat`` (v5/v7 or v7.3) or ``.npz`` file; array names in the module docstring.
+    source : ``.mat`` (v5/v7 or v7.3), ``.npz`` or HDF5 file; array names in the module
+        docstring; separate training/test arrays are detected.
     out_dir : output folder (gets ``fmri/`` and ``images/``).
     subject : subject name used in the file names.
-    voxels_key, images_key, labels_key, split_key : array names, if not the defaults.
+    voxels_key, images_key, labels_key, split_key : array names, if not the defaults;
+        ``"TRAIN,TEST"`` names separate arrays; ``labels_key="none"`` gives each sample
+        its own image (the images array then has one row per sample).
     images_dir : folder of image files named by label, instead of an images array.
     label_base : 1 if integer labels count images from 1 (MATLAB style).
     overwrite : replace existing ``fmri/`` and ``images/`` in ``out_dir``.
+    images_shape : (H, W) or ``"HxW"`` of flat images; default their square.
+    images_order : ``"C"`` (row-major) or ``"F"`` (MATLAB column-major) for flat images.
+    set_name : name of the test set (``digits``); default the lab's natural-image test set.
 
     Returns
     -------
     dict
-        Paths written and counts (samples, images, voxels, non-finite values).
+        Paths written, counts, the arrays used and the command repeating the choice.
     """
     arrays = load_arrays(source)
-    sets = _collect_sets(arrays, voxels_key, labels_key, split_key, label_base)
-    image_array = _pick(arrays, "images", images_key, False)
-    images = _images_first(image_array) if image_array is not None else None
-    ids = _assign_ids([k for _, keys, _ in sets.values() for k in keys])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in (out / "fmri", out / "images") if p.exists()]
-    if existing and not overwrite:
-        raise DataError(f"{existing[0]} already exists; choose another --out or pass --overwrite.")
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
-    try:
-        n_voxels = sets["training"][0].shape[1]
-        xyz = arrays.get("voxel_xyz")
-        if xyz is not None and np.asarray(xyz).shape != (n_voxels, 3):
-            raise DataError(f"voxel_xyz has shape {np.shape(xyz)}; expected ({n_voxels}, 3).")
-        volume = (_rois(arrays, n_voxels), None if xyz is None else np.asarray(xyz, float))
-        summary = _write_all(staging, sets, ids, images, images_dir, subject, volume)
-        for sub in ("fmri", "images"):
-            if (out / sub).exists():
-                (out / sub).rename(staging / f"old-{sub}")
-            (staging / sub).rename(out / sub)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return {k: (str(out / v) if isinstance(v, Path) else v) for k, v in summary.items()}
+    layout = detect_layout(arrays, voxels_key, labels_key, images_key)
+    if layout is None:
+        layout = _pooled_layout(arrays, voxels_key, labels_key, images_key, split_key)
+    _check_set_shapes(layout)
+    shape = images_shape if isinstance(images_shape, tuple) else parse_images_shape(images_shape)
+    pairing = pair_images(
+        layout,
+        lambda x: images_to_uint8(x, shape, images_order),
+        label_base,
+        have_images_dir=images_dir is not None,
+    )
+    n_voxels = pairing.sets["training"][0].shape[1]
+    xyz = arrays.get("voxel_xyz")
+    if xyz is not None and np.asarray(xyz).shape != (n_voxels, 3):
+        raise DataError(f"voxel_xyz has shape {np.shape(xyz)}; expected ({n_voxels}, 3).")
+    volume = Volume(_rois(arrays, n_voxels), None if xyz is None else np.asarray(xyz, float))
+    summary = write_import(out_dir, pairing, volume, subject, images_dir, overwrite, set_name)
+    return {**summary, **_choices(source, out_dir, layout, pairing, shape, images_order)}
 
 
-def _write_all(
-    root: Path,
-    sets: dict[str, tuple[np.ndarray, list[str], np.ndarray]],
-    ids: dict[str, tuple[float, str]],
-    images: np.ndarray | None,
-    images_dir: str | Path | None,
-    subject: str,
-    volume: tuple[dict[str, np.ndarray], np.ndarray | None],
+def _choices(
+    source: str | Path,
+    out_dir: str | Path,
+    layout: Layout,
+    pairing: Pairing,
+    shape: tuple[int, int] | None,
+    order: str,
 ) -> dict[str, Any]:
-    n_voxels = sets["training"][0].shape[1]
-    rois, xyz = volume
-    names = {ident: name for ident, name in ids.values()}
-    session = {"training": "perceptionNaturalImageTraining", "test": "perceptionNaturalImageTest"}
-    summary: dict[str, Any] = {"n_voxels": n_voxels, "test_file": None}
-    (root / "fmri").mkdir()
-    for set_name, (voxels, keys, runs) in sets.items():
-        rel = Path("fmri") / f"{subject}_{session[set_name]}_original_VC.h5"
-        stim_ids = np.array([ids[k][0] for k in keys], dtype=np.float64)
-        _write_bdata(root / rel, voxels, stim_ids, runs, rois, xyz, names)
-        _write_image_files(
-            keys, ids, root / "images" / set_name, images,
-            Path(images_dir) if images_dir else None,
-        )  # fmt: skip
-        summary[f"{set_name}_file"] = rel
-        summary[f"{set_name}_images_dir"] = Path("images") / set_name
-        summary[f"n_{set_name}_samples"] = voxels.shape[0]
-        summary[f"n_{set_name}_images"] = len(set(keys))
-        summary[f"nonfinite_{set_name}_values"] = int((~np.isfinite(voxels)).sum())
-    with open(root / "images" / "names.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["stimulus_id", "name", "original_label"])
-        for key, (ident, name) in sorted(ids.items(), key=lambda kv: kv[1][0]):
-            writer.writerow([f"{ident:f}", name, key])
-    return summary
+    """Which array became what, and the command that makes the same choice explicitly."""
+    keys = dict(layout.keys)
+    if pairing.per_sample:
+        keys["labels"] = "none"
+    out: dict[str, Any] = {f"{role}_from": name for role, name in keys.items()}
+    if pairing.per_sample:
+        out["labels_from"] = "none (one image per sample)"
+    for i, note in enumerate(pairing.notes):
+        out[f"note_{i + 1}"] = note
+    parts = ["e2e-recon import", str(source), "--out", str(out_dir)]
+    for role in ("voxels", "labels", "images", "split"):
+        if role in keys:
+            parts += [f"--{role}-key", keys[role]]
+    images_used = layout.images is not None or any(
+        a.images is not None for a in layout.sets.values()
+    )
+    if images_used and shape is not None:
+        parts += ["--images-shape", f"{shape[0]}x{shape[1]}"]
+    if images_used and order.upper() != "C":
+        parts += ["--images-order", order.upper()]
+    out["command"] = " ".join(parts)
+    return out
