@@ -89,7 +89,7 @@ def evaluate_methods(
     from e2e_recon.data.dataset import load_test_set
     from e2e_recon.data.geometry import ImageGeometry, write_geometry
     from e2e_recon.evaluate.evaluate import evaluate_recon
-    from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct, same_statistics, trial_counts
+    from e2e_recon.recon.pipeline import fit_ridge, ridge_reconstruct, same_statistics
     from e2e_recon.recon.reconstruct import load_recon_models, reconstruct, write_index
     from e2e_recon.train.setup import load_data
 
@@ -108,7 +108,7 @@ def evaluate_methods(
     if ridge and norm is not None:
         training = load_data(first_cfg)
         test = load_test_set(d.test_fmri[0], d.images_dir, d.roi, norm, d.image_size_px)
-        decoder = fit_ridge(training, geometry, norm, trial_counts([test]))
+        decoder = fit_ridge(training, geometry, norm)
         write_index(out, ridge_reconstruct(decoder, [test], out))
         voxels = same_statistics(training, norm)
         write_index(out, sklearn_ridge(training, voxels, geometry, test, out))
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             {"seed": seed, "ridge_calibration": calibration, "runs": info, "scores": scores,
              "paired_pixel_identification": paired_pixel(result),
              "ridge_alphas": result.get("baselines", {}).get("ridge", {})
-             .get("alpha_by_test_trials")}
+             .get("alpha")}
         )  # fmt: skip
     print(
         json.dumps(

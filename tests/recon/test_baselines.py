@@ -32,7 +32,7 @@ def _linear_problem(
     return voxels.astype(np.float32), images.astype(np.uint8), groups, test_voxels
 
 
-def test_held_out_terms_match_explicit_refits() -> None:
+def test_averaged_pattern_errors_match_explicit_refits() -> None:
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(6), [2, 3, 2, 1, 3, 2])  # unequal group sizes, one single
     x = rng.normal(size=(len(groups), 9))
@@ -40,42 +40,18 @@ def test_held_out_terms_match_explicit_refits() -> None:
     xc = x - x.mean(axis=0)
     eigvals, eigvecs = np.linalg.eigh(xc @ xc.T)
     cv = _CrossValidation(np.clip(eigvals, 0, None), eigvecs, eigvecs.T @ y, groups)
-    alphas = np.array([0.1, 1.0, 10.0])
-    terms = cv.terms(alphas)
-    for k, alpha in enumerate(alphas):
-        mean_sq = spread = 0.0
+    alphas = np.array([1e-6, 0.1, 1.0, 10.0])  # 1e-6: the closed form stays exact
+    ours = cv.errors(alphas)
+    for alpha, error in zip(alphas, ours, strict=True):
+        expected = 0.0
         for g in np.unique(groups):
             train, test = groups != g, groups == g
             weights = np.linalg.solve(
                 xc[train].T @ xc[train] + alpha * np.eye(9), xc[train].T @ y[train]
             )
-            residuals = y[test] - xc[test] @ weights  # (g, 4)
-            mean_sq += np.sum(residuals.mean(axis=0) ** 2)
-            if len(residuals) > 1:
-                spread += np.sum(residuals.var(axis=0, ddof=1))
-        assert terms.mean_sq[k] == pytest.approx(mean_sq, rel=1e-4)
-        assert terms.spread[k] == pytest.approx(spread, rel=1e-4)
-    # Error at n presentations: the noise term moves from each image's own count to n.
-    noise = terms.spread / 5  # 5 images with at least 2 presentations
-    inverse = 1 / 2 + 1 / 3 + 1 / 2 + 1 + 1 / 3 + 1 / 2
-    np.testing.assert_allclose(terms.errors(10), terms.mean_sq + noise * (6 / 10 - inverse))
-
-
-def test_alpha_is_chosen_per_test_condition_and_less_shrunk_for_averages() -> None:
-    voxels, images, groups, test_voxels = _linear_problem(repeats=4, noise=3.0)
-    alphas = np.logspace(-2, 4, 13)
-    decoder = RidgeDecoder(decode_px=8, n_components=None, alphas=alphas)
-    decoder.fit(voxels, images, groups, test_trials=(1, 24))
-    assert decoder.test_trials_ == (1, 24)
-    assert decoder.alpha_ == decoder.alphas_by_trials_[1]
-    assert decoder.alphas_by_trials_[24] <= decoder.alphas_by_trials_[1]
-    assert decoder.nearest_trials(20) == 24 and decoder.nearest_trials(2) == 1
-    np.testing.assert_array_equal(
-        decoder.predict(test_voxels, n_trials=24),
-        RidgeDecoder(decode_px=8, n_components=None, alphas=[decoder.alphas_by_trials_[24]])
-        .fit(voxels, images, groups)
-        .predict(test_voxels),
-    )
+            # the prediction from the image's averaged pattern, against its target
+            expected += np.sum((y[test].mean(axis=0) - xc[test].mean(axis=0) @ weights) ** 2)
+        assert error == pytest.approx(expected, rel=1e-3)
 
 
 def test_alpha_grid_widens_instead_of_stopping_at_an_edge(monkeypatch) -> None:
@@ -90,12 +66,17 @@ def test_alpha_grid_widens_instead_of_stopping_at_an_edge(monkeypatch) -> None:
     assert decoder.alpha_ == pytest.approx(reference.alpha_, rel=2.0)
 
 
-def test_an_alpha_at_the_limit_of_the_search_warns_without_naming_options(monkeypatch) -> None:
-    voxels, images, groups, _ = _linear_problem(noise=0.0)
-    monkeypatch.setattr(baselines, "DEFAULT_RELATIVE_ALPHAS", (1e3, 1e4, 1e5))
-    monkeypatch.setattr(baselines, "RELATIVE_ALPHA_LIMITS", (1e3, 1e5))  # no room to widen
-    with pytest.warns(UserWarning, match="limit of the search") as caught:
-        RidgeDecoder(decode_px=8, n_components=None).fit(voxels, images, groups)
+def test_an_alpha_at_the_top_of_the_search_warns_without_naming_options() -> None:
+    class ErrorFallsWithAlpha:  # what voxels without information about the images give
+        eigvals = np.ones(4)
+
+        def errors(self, alphas: np.ndarray) -> np.ndarray:
+            return 1.0 / alphas
+
+    with pytest.warns(UserWarning, match="top of the search") as caught:
+        alphas, errors = RidgeDecoder()._search_alphas(ErrorFallsWithAlpha())  # type: ignore[arg-type]
+    assert alphas[-1] == pytest.approx(baselines.RELATIVE_ALPHA_LIMITS[1], rel=0.5)
+    assert np.argmin(errors) == len(alphas) - 1
     assert "alphas grid" not in str(caught[0].message)
 
 

@@ -74,9 +74,9 @@ def _compare(seed: int, n_train: int, repeats: int, noise: float) -> tuple[float
     oracle.fit(x, images[groups].reshape(len(groups), -1).astype(np.float64))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a limit-of-search warning does not change the figure
-        ours = RidgeDecoder(decode_px=SIZE_PX).fit(x, images, groups, test_trials=TEST_TRIALS)
+        ours = RidgeDecoder(decode_px=SIZE_PX).fit(x, images, groups)
     return (
-        _identification(ours.predict(x_test, n_trials=TEST_TRIALS), test_images),
+        _identification(ours.predict(x_test), test_images),
         _identification(oracle.predict(x_test), test_images),
     )
 

@@ -433,7 +433,7 @@ def test_paired_comparisons_and_ridge_alpha_reach_the_page() -> None:
                 },
             }
         ],
-        "baselines": {"ridge": {"alpha_by_test_trials": {"24": 1234.5}, "selection": "cv"}},
+        "baselines": {"ridge": {"alpha": 1234.5, "selection": "cv"}},
         "settings": {"stimulus_preparation": "resize 72 px (bilinear), centre 64 px, rgb"},
     }
     metrics = parse_metrics(content)
@@ -441,5 +441,5 @@ def test_paired_comparisons_and_ridge_alpha_reach_the_page() -> None:
     assert row.title == "e2e - ridge" and row.clear == {"pixid"} and row.wins["pixid"] == 0.7
     page = paired_table(metrics, ["pixid"])
     assert "+5.0 pt" in page and "wins 70%" in page and 'class="best"' in page
-    assert any("1.23e+03 for 24 averaged trials" in n for n in metrics.notes)
+    assert any("alpha 1.23e+03 (cv)" in n for n in metrics.notes)
     assert any("centre 64 px" in n for n in metrics.notes)

@@ -42,7 +42,6 @@ def fit_ridge(
     training: TrainingSet,
     geometry: ImageGeometry,
     norm: NormStats | None = None,
-    test_trials: int | Sequence[int] = 1,
     decode_px: int = 64,
 ) -> RidgeDecoder:
     """Fit the ridge pixel decoder on the generator's own targets.
@@ -57,13 +56,11 @@ def fit_ridge(
     norm : NormStats, optional
         The statistics the test patterns are z-scored with (the generator's); the
         training patterns are brought to the same statistics first.
-    test_trials : int or sequence of int
-        Presentations averaged in each test set; one alpha is chosen for each.
     """
     crops = geometry.target_crops(np.asarray(training.images))  # (M, c, c, 3) BGR
     voxels = training.voxels if norm is None else same_statistics(training, norm)
     decoder = RidgeDecoder(decode_px=min(decode_px, geometry.crop_px))
-    return decoder.fit(voxels, crops, training.image_index, test_trials)
+    return decoder.fit(voxels, crops, training.image_index)
 
 
 def same_statistics(training: TrainingSet, norm: NormStats) -> np.ndarray:
@@ -80,20 +77,13 @@ def same_statistics(training: TrainingSet, norm: NormStats) -> np.ndarray:
     return ((raw - norm.mean) / norm.std).astype(np.float32)
 
 
-def trial_counts(test_sets: Sequence[TestSet]) -> tuple[int, ...]:
-    """Typical presentations averaged per image in each test set (median), first set first."""
-    counts = [round(float(np.median(t.n_trials))) for t in test_sets if len(t.n_trials)]
-    return tuple(dict.fromkeys(max(n, 1) for n in counts)) or (1,)
-
-
 def ridge_reconstruct(
     decoder: RidgeDecoder, test_sets: Sequence[TestSet], out_dir: Path
 ) -> list[dict[str, str]]:
     """Write the ridge baseline's reconstructions (unscaled averages: the decoder is linear)."""
     rows: list[dict[str, str]] = []
     for test_set in test_sets:
-        n = trial_counts([test_set])[0]
-        bgr = decoder.predict(test_set.voxels, n_trials=n)  # (M, c, c, 3), BGR as fitted
+        bgr = decoder.predict(test_set.voxels)  # (M, c, c, 3), BGR as fitted
         rows += write_set(out_dir, "ridge", test_set, np.ascontiguousarray(bgr[..., ::-1]))
     write_ridge_record(out_dir, decoder)
     return rows
@@ -132,7 +122,7 @@ def reconstruct_run(
     write_geometry(out_dir, geometry)
     if ridge and training is not None:
         log.info("fitting the ridge baseline on %d samples", len(training.voxels))
-        decoder = fit_ridge(training, geometry, norm, trial_counts(test_sets))
+        decoder = fit_ridge(training, geometry, norm)
         index = write_index(out_dir, ridge_reconstruct(decoder, test_sets, out_dir))
     log.info("reconstructions indexed in %s", index)
     return out_dir
@@ -169,7 +159,7 @@ def reconstruct_cli(
     if ridge and train_file is not None and images_dir is not None:
         # The generator's geometry and statistics; all images of the training file.
         training = load_training_set(train_file, images_dir, roi, geometry.image_size_px)
-        decoder = fit_ridge(training, geometry, norm, trial_counts(test_sets))
+        decoder = fit_ridge(training, geometry, norm)
         index = write_index(out, ridge_reconstruct(decoder, test_sets, out))
     return index
 

@@ -22,8 +22,8 @@ from e2e_recon.recon.reconstruct import read_index
 
 RIDGE_RECORD = "ridge.json"
 RIDGE_SELECTION = (
-    "alpha with the best leave-one-image-out pixel identification from averaged held-out "
-    "patterns; ties broken by the expected squared error at the test set's presentations"
+    "alpha with the least squared error, by exact leave-one-image-out cross-validation, "
+    "of each held-out image predicted from the average of its presentations"
 )
 
 
@@ -33,7 +33,7 @@ def write_ridge_record(out_dir: Path, decoder: RidgeDecoder) -> Path:
         "method": "ridge",
         "decode_px": decoder.decode_px,
         "components": int(decoder.components_.shape[0]),
-        "alpha_by_test_trials": {str(n): a for n, a in decoder.alphas_by_trials_.items()},
+        "alpha": decoder.alpha_,
         "alpha_grid": [float(a) for a in decoder.alphas_],
         "selection": RIDGE_SELECTION,
     }

@@ -187,13 +187,8 @@ def _settings_notes(content: Mapping[str, Any]) -> list[str]:
     if isinstance(settings.get("stimulus_preparation"), str):
         notes.append(f"Stimuli prepared as the run's targets: {settings['stimulus_preparation']}.")
     ridge = (content.get("baselines") or {}).get("ridge")
-    if isinstance(ridge, dict) and isinstance(ridge.get("alpha_by_test_trials"), dict):
-        alphas = ", ".join(
-            f"{float(a):.3g} for {n} averaged trials"
-            for n, a in ridge["alpha_by_test_trials"].items()
-            if _finite(a) is not None
-        )
-        notes.append(f"Ridge baseline: alpha {alphas} ({ridge.get('selection', '')}).")
+    if isinstance(ridge, dict) and (alpha := _finite(ridge.get("alpha"))) is not None:
+        notes.append(f"Ridge baseline: alpha {alpha:.3g} ({ridge.get('selection', '')}).")
     return notes
 
 
