@@ -87,7 +87,7 @@ def test_ridge_uses_the_generators_images_and_statistics(
     assert recorded is not None
     assert (recorded.image_size_px, recorded.crop_px) == (cfg.data.image_size_px, 64)
     ridge_record = json.loads((run / "recon" / "ridge.json").read_text())
-    assert ridge_record["alpha"] > 0 and "averaged" in ridge_record["selection"]
+    assert ridge_record["alpha"] > 0 and "average of its presentations" in ridge_record["selection"]
 
 
 @pytest.mark.slow
