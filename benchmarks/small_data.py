@@ -138,6 +138,43 @@ def paired_pixel(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pooled_paired(recon_dirs: list[Path], n_boot: int = 1000) -> dict[str, Any]:
+    """Per-image differences of every seed pooled: e2e against each ridge, each metric.
+
+    Each seed is another simulated subject with other test images, so the pool holds
+    ``40 x seeds`` independent pairs; the interval resamples them (paired bootstrap).
+    """
+    import csv
+
+    from e2e_recon.evaluate.paired import is_baseline, paired_difference
+
+    by_method: dict[str, dict[str, dict[str, float]]] = {}
+    for seed, recon_dir in enumerate(recon_dirs):
+        with (recon_dir / "per_image.csv").open() as handle:
+            for row in csv.DictReader(handle):
+                if row["set"] != "natural":
+                    continue
+                key = f"{seed}/{row['stimulus_name']}"
+                for metric, value in row.items():
+                    if metric in ("set", "method", "stimulus_id", "stimulus_name", "n_trials"):
+                        continue
+                    number = float(value) if value not in ("", None) else float("nan")
+                    by_method.setdefault(row["method"], {}).setdefault(metric, {})[key] = number
+    out: dict[str, Any] = {}
+    methods = [m for m in by_method if not is_baseline(m)]
+    for method in methods:
+        for baseline in (m for m in by_method if is_baseline(m)):
+            scores = {}
+            for metric, values in by_method[method].items():
+                base = by_method[baseline].get(metric, {})
+                keys = sorted(set(values) & set(base))
+                first = np.array([values[k] for k in keys])
+                second = np.array([base[k] for k in keys])
+                scores[metric] = paired_difference(first, second, n_boot=n_boot)
+            out[f"{method} - {baseline}"] = scores
+    return out
+
+
 def scores_by_method(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{method: {metric: {mean, ci_low, ci_high}}}`` for the natural test set."""
     return {r["method"]: r["scores"] for r in result["results"] if r["set"] == "natural"}
@@ -191,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root = args.work_dir
         root.mkdir(parents=True, exist_ok=True)
-    per_seed, runs_info = [], []
+    per_seed, runs_info, recon_dirs = [], [], []
     for seed in range(args.seeds):
         _, subject = subject_dir(root, seed, args.snr)
         run_dirs, info = {}, {}
@@ -208,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
             }
         recon_dir = root / f"recon_seed{seed}_{int(time.time())}"
         result = evaluate_methods(subject, run_dirs, recon_dir, ridge=True)
+        recon_dirs.append(recon_dir)
         scores = scores_by_method(result)
         per_seed.append(scores)
         calibration = subject["ridge_pairwise_identification"]
@@ -226,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
                 "minutes_per_run": args.minutes,
                 "variants": variants,
                 "mean_over_seeds": average(per_seed),
+                "pooled_paired": pooled_paired(recon_dirs),
                 "per_seed": runs_info,
                 **cpu_info(),
             },
