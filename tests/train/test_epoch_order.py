@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import load_config, with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.errors import CheckpointError, ConfigError
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.loop import train
 from e2e_recon.train.sampling import EpochOrder
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))  # 48 training samples
 
 
 def test_every_sample_once_per_epoch_then_the_same_order_again() -> None:

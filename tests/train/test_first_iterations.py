@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import pytest
 import torch
 from tiny_train_subject import make_tiny_subject, tiny_config
 
-from e2e_recon.device import torch_threads
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import loop
 from e2e_recon.train.stats import read_stats
@@ -30,12 +28,6 @@ BASE_LR, MILESTONE = 2e-4, 2
 SETTINGS = (f"train.iters={ITERS}", f"train.lr_halve_at_iters=[{MILESTONE}]",
             "train.snapshot_every_iters=100", "train.balance_stop_d_below=1e9",
             "train.balance_resume_d_above=1e9", "train.balance_stop_g_above=1e9")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 def _clone(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.errors import CheckpointError
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.loop import train
@@ -22,17 +20,6 @@ PAUSE_D = ("train.balance_stop_d_below=1e9", "train.balance_resume_d_above=1e9",
            "train.balance_stop_g_above=1e9")  # fmt: skip
 # ... and that stop G after its first update (r > 0 always) while D keeps training.
 PAUSE_G = ("train.balance_stop_d_below=0", "train.balance_stop_g_above=0")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 def _optimizer(*lrs: float) -> torch.optim.Optimizer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import torch
 from tiny_train_subject import make_tiny_subject, tiny_config
 
 from e2e_recon.config import load_config, with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.errors import ConfigError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.train import checkpoint as ckpt_io
@@ -26,12 +24,6 @@ from e2e_recon.train.step import StepSettings, build_nets, build_optimisers, tra
 from e2e_recon.train.validation import BestTracker, validation_plan
 
 VAL = ("data.val_images=6", "train.val_every_iters=2")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

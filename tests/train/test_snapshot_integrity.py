@@ -4,30 +4,17 @@ disks, and ``snapshot_every_iters=0``."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.errors import CheckpointError, ModelFormatError, OutputError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.loop import train
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 def _flip_tensor_bytes(path: Path, name: str) -> None:

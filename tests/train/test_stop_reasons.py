@@ -8,26 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import save_config
-from e2e_recon.device import torch_threads
 from e2e_recon.train.loop import train
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 def test_done_and_time_limit_are_told_apart(subject: dict[str, Path], tmp_path: Path) -> None:

@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 from typer.testing import CliRunner
 
 from e2e_recon.cli import app
 from e2e_recon.config import save_config
-from e2e_recon.device import torch_threads
 from e2e_recon.train.stats import read_stats
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 @pytest.fixture()

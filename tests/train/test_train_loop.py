@@ -8,33 +8,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.errors import ConfigError, TrainingError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import losses
 from e2e_recon.train.loop import train
 from e2e_recon.train.stats import read_stats
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks: one thread is fastest, and immune to other processes on the cores."""
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -9,31 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_train_subject import make_tiny_subject, tiny_config
+from tiny_train_subject import tiny_config
 
 from e2e_recon.config import Config, save_config, with_overrides
-from e2e_recon.device import torch_threads
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.loop import train
 
 RUNNER = Path(__file__).with_name("run_training.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def subject(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_subject(tmp_path_factory.mktemp("subject"))
 
 
 def _config_file(cfg: Config, folder: Path) -> Path:
