@@ -179,14 +179,7 @@ def sets_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in metrics.get("results", []):
-        scores: dict[str, Any] = {"n_images": row.get("n_images")}
-        features: dict[str, Any] = {}
-        for key, value in row["scores"].items():
-            if "/" in key:
-                features[key] = value
-            else:
-                scores[_summary_key(key)] = value
-        scores["feature_identification"] = features
+        scores = {"n_images": row.get("n_images"), **_grouped_scores(row["scores"])}
         out.setdefault(row["set"], {})[row["method"]] = scores
     return out
 
@@ -199,16 +192,22 @@ def paired_summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in metrics.get("comparisons", []):
-        scores: dict[str, Any] = {}
-        features: dict[str, Any] = {}
-        for key, value in row["scores"].items():
-            if "/" in key:
-                features[key] = value
-            else:
-                scores[_summary_key(key)] = value
-        scores["feature_identification"] = features
-        out.setdefault(row["set"], {})[f"{row['method']} - {row['baseline']}"] = scores
+        title = f"{row['method']} - {row['baseline']}"
+        out.setdefault(row["set"], {})[title] = _grouped_scores(row["scores"])
     return out
+
+
+def _grouped_scores(raw: dict[str, Any]) -> dict[str, Any]:
+    """Scores under summary names, feature identification grouped under one key."""
+    scores: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    for key, value in raw.items():
+        if "/" in key:
+            features[key] = value
+        else:
+            scores[_summary_key(key)] = value
+    scores["feature_identification"] = features
+    return scores
 
 
 def _summary_key(key: str) -> str:
