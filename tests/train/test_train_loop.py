@@ -181,7 +181,7 @@ def test_fp32_trains_with_tf32_off_and_restores_the_flags(
     seen: list[tuple[bool, bool]] = []
     original = loop._run_loop
 
-    def recording(run: loop._Run) -> dict[str, object]:
+    def recording(run: loop.RunState) -> dict[str, object]:
         seen.append((flags[0].allow_tf32, flags[1].allow_tf32))
         return original(run)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,12 +31,13 @@ from e2e_recon.fileio import reporting_write_errors
 from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
-from e2e_recon.train.balance import BalanceState, balance_ratio, update_balance
+from e2e_recon.train.balance import balance_ratio, update_balance
 from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
+from e2e_recon.train.resume import restore, snapshot
+from e2e_recon.train.run_state import RunState
 from e2e_recon.train.sampling import EpochOrder, make_sampler
-from e2e_recon.train.schedule import is_legacy_state
 from e2e_recon.train.setup import (
     check_supported,
     effective_weights,
@@ -50,7 +50,6 @@ from e2e_recon.train.stats import GridPatterns, Recorder, save_grid, trim_stats
 from e2e_recon.train.step import (
     Nets,
     NonFiniteLoss,
-    Optimisers,
     StepSettings,
     build_nets,
     build_optimisers,
@@ -69,31 +68,6 @@ from e2e_recon.train.validation import (
 _ORDER_SEED = 104_729
 _LOGGED = ("loss_g", "loss_d", "image", "feature", "adversarial", "d_real", "d_fake")
 __all__ = ["check_supported", "load_data", "loss_weights", "thresholds", "train"]
-
-
-@dataclass
-class _Run:
-    """Everything one training process holds."""
-
-    cfg: Config
-    run_dir: Path
-    info: distributed.DistInfo
-    nets: Nets
-    opt: Optimisers
-    sampler: Any  # data.dataset.CropSampler or sampling.PresentationAveragingSampler
-    norm: dict[str, Any]
-    settings: StepSettings
-    grid: GridPatterns | None
-    batch_per_rank: int
-    sample_generator: torch.Generator
-    weights: LossWeights  # absolute weights before warm-up
-    validator: Validator | None = None
-    order: EpochOrder | None = None  # data.sampling: epoch
-    ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
-    best: BestTracker = field(default_factory=BestTracker)
-    balance: BalanceState = field(default_factory=BalanceState)
-    iteration: int = 0
-    early_stopped: bool = False
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
@@ -144,7 +118,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
             run = _prepare(cfg, run_dir, info, device)
             with reporting_write_errors(run_dir):  # stats, grids, snapshots, best.pt, log
                 if resume:
-                    _restore(run, ckpt_io.find_resume_checkpoint(run_dir))
+                    restore(run, ckpt_io.find_resume_checkpoint(run_dir))
                 elif info.is_main:
                     trim_stats(run_dir / "stats.jsonl", 0)
                 return _run_loop(run)
@@ -152,7 +126,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
             distributed.teardown()
 
 
-def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device) -> _Run:
+def _prepare(
+    cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device
+) -> RunState:
     """Load data, build networks and optimisers, seed every random stream."""
     torch.manual_seed(cfg.train.seed + 1_000_003 * info.rank)  # dropout differs per rank
     data = load_data(cfg)
@@ -187,7 +163,7 @@ def _prepare(cfg: Config, run_dir: Path, info: distributed.DistInfo, device: tor
     sampler = make_sampler(
         data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
     )
-    return _Run(
+    return RunState(
         cfg=cfg,
         run_dir=run_dir,
         info=info,
@@ -214,7 +190,7 @@ def _epoch_order(cfg: Config, n_samples: int) -> EpochOrder | None:
     return EpochOrder(n_samples, _ORDER_SEED + cfg.train.seed)
 
 
-def _output_generator(run: _Run) -> torch.nn.Module:
+def _output_generator(run: RunState) -> torch.nn.Module:
     """The generator that leaves training: the averaged one when ``train.ema_decay`` is on."""
     return run.ema.averaged if run.ema is not None else run.nets.generator
 
@@ -240,7 +216,7 @@ def _run_weights(
     return weights
 
 
-def _run_loop(run: _Run) -> dict[str, Any]:
+def _run_loop(run: RunState) -> dict[str, Any]:
     """Iterate from ``run.iteration`` to ``cfg.train.iters``; return the summary."""
     cfg, start, started = run.cfg, run.iteration, time.perf_counter()
     base_weights, limits = run.weights, thresholds(cfg)
@@ -295,7 +271,7 @@ def _run_loop(run: _Run) -> dict[str, Any]:
     return _summary(run, start, seconds, last) | {"stop_reason": reason, "stop_signal": stop.signum}
 
 
-def _stop_reason(run: _Run, early: bool, out_of_time: bool) -> str:
+def _stop_reason(run: RunState, early: bool, out_of_time: bool) -> str:
     """One of :data:`~e2e_recon.train.stopping.STOP_REASONS` for the loop just ended."""
     if run.iteration >= run.cfg.train.iters:
         return "done"
@@ -305,7 +281,7 @@ def _stop_reason(run: _Run, early: bool, out_of_time: bool) -> str:
     return "time_limit" if out_of_time else "signal"
 
 
-def _batch(run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(run: RunState) -> tuple[torch.Tensor, torch.Tensor]:
     rows = None
     if run.order is not None:  # this rank's share of the next samples in the fixed order
         rows = run.order.next_rows(run.batch_per_rank, run.info.rank, run.info.world_size)
@@ -319,7 +295,7 @@ def _batch(run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _reduce_terms(
-    run: _Run, terms: dict[str, torch.Tensor], stop_requested: bool
+    run: RunState, terms: dict[str, torch.Tensor], stop_requested: bool
 ) -> tuple[dict[str, float], bool]:
     """Average losses (and the stop flag) over ranks; check every value is finite."""
     names = [n for n in _LOGGED if n != "loss_d"]
@@ -333,7 +309,9 @@ def _reduce_terms(
     return out, values[-1] > 0
 
 
-def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stopping: bool) -> None:
+def _after_iteration(
+    run: RunState, recorder: Recorder, row: dict[str, Any], stopping: bool
+) -> None:
     cfg, it = run.cfg, run.iteration
     done = it >= cfg.train.iters
     validated = any(k.startswith("val_") for k in row)
@@ -346,12 +324,12 @@ def _after_iteration(run: _Run, recorder: Recorder, row: dict[str, Any], stoppin
         save_grid(path, run.grid.render(_output_generator(run), run.settings.device))
     every = cfg.train.snapshot_every_iters  # 0: only the final snapshot (generator.pt's source)
     if (every > 0 and it % every == 0) or done or stopping:
-        saved = _snapshot(run)
+        saved = snapshot(run)
         if saved is not None:
             recorder.message(f"snapshot {saved}")
 
 
-def _validate(run: _Run) -> dict[str, Any]:
+def _validate(run: RunState) -> dict[str, Any]:
     """Evaluate the validation split when due (rank 0); keep ``best.pt``; ``val_`` values.
 
     Only at multiples of ``train.val_every_iters`` (not at an interruption), so that an
@@ -379,7 +357,7 @@ def _validate(run: _Run) -> dict[str, Any]:
     return out
 
 
-def _early_stop(run: _Run) -> bool:
+def _early_stop(run: RunState) -> bool:
     """True on every rank once rank 0 has seen ``patience`` validations without progress."""
     every = run.cfg.train.val_every_iters
     if every <= 0 or run.iteration % every != 0 or run.cfg.train.early_stop_patience <= 0:
@@ -396,123 +374,14 @@ def _early_stop(run: _Run) -> bool:
     return stop
 
 
-def _snapshot(run: _Run) -> Path | None:
-    """Write a snapshot (rank 0); every rank contributes its random states."""
-    generators = {"sampler": run.sample_generator}
-    rng_by_rank = distributed.gather_objects(ckpt_io.capture_rng(generators), run.info)
-    if not run.info.is_main:
-        return None
-    return ckpt_io.write_snapshot(run.run_dir / "checkpoints", _checkpoint_dict(run, rng_by_rank))
-
-
-def _checkpoint_dict(run: _Run, rng_by_rank: list[Any]) -> dict[str, Any]:
-    nets, opt = run.nets, run.opt
-    ema = {"generator_ema": run.ema.state_dict()} if run.ema is not None else {}
-    order = {"data_order": run.order.state_dict()} if run.order is not None else {}
-    return ema | order | {
-        "format": ckpt_io.CHECKPOINT_FORMAT,
-        "version": ckpt_io.FORMAT_VERSION,
-        "iteration": run.iteration,
-        "generator": ckpt_io.module_state(nets.generator),
-        "generator_arch": nets.generator.arch_kwargs(),  # type: ignore[operator]
-        "discriminator": ckpt_io.module_state(nets.discriminator),
-        "discriminator_arch": nets.discriminator.arch_kwargs(),  # type: ignore[operator]
-        "optimizer_g": opt.generator.state_dict(),
-        "optimizer_d": opt.discriminator.state_dict(),
-        "schedule_g": opt.generator_schedule.state_dict(),  # G's update counter
-        "schedule_d": opt.discriminator_schedule.state_dict(),  # D's update counter
-        "balance": run.balance.to_dict(),
-        "validation": run.best.to_dict(),
-        "norm": run.norm,
-        "rng": rng_by_rank,
-        "world_size": run.info.world_size,
-        "config": to_dict(run.cfg),
-    }  # fmt: skip
-
-
-def _restore(run: _Run, path: Path) -> None:
-    """Load a snapshot into ``run``; random states last, after anything that draws."""
-    ckpt = ckpt_io.load_checkpoint(path)
-    nets, opt = run.nets, run.opt
-    nets.generator.load_state_dict(ckpt["generator"])
-    nets.discriminator.load_state_dict(ckpt["discriminator"])
-    opt.generator.load_state_dict(ckpt["optimizer_g"])
-    opt.discriminator.load_state_dict(ckpt["optimizer_d"])
-    _restore_schedules(run, ckpt, path)
-    _restore_ema(run, ckpt, path)
-    run.balance = BalanceState.from_dict(ckpt["balance"])
-    if "validation" in ckpt:
-        run.best = BestTracker.from_dict(dict(ckpt["validation"]))
-    run.iteration = int(ckpt["iteration"])
-    _restore_order(run, ckpt, path)
-    rng = ckpt["rng"]
-    generators = {"sampler": run.sample_generator}
-    if len(rng) == run.info.world_size:
-        ckpt_io.restore_rng(rng[run.info.rank], generators)
-    elif run.info.is_main:
-        get_logger().warning(
-            "%s was written by %d process(es), this run has %d: random streams restart "
-            "from the seed, so the continuation is not bit-identical",
-            path, len(rng), run.info.world_size,
-        )  # fmt: skip
-    if run.info.is_main:
-        trim_stats(run.run_dir / "stats.jsonl", run.iteration)
-        get_logger().info("resumed from %s at iteration %d", path, run.iteration)
-
-
-def _restore_order(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
-    """The read position in the epoch order; a snapshot without one read every batch at
-    random, so the order continues where the iterations so far would have left it."""
-    if run.order is None:
-        return
-    if "data_order" in ckpt:
-        run.order.load_state_dict(dict(ckpt["data_order"]))
-        return
-    run.order.position = run.iteration * run.cfg.train.batch_size % run.order.n_samples
-    if run.info.is_main:
-        get_logger().warning(
-            "%s holds no epoch-order position (data.sampling was random): the fixed order "
-            "is read from position %d",
-            path, run.order.position,
-        )  # fmt: skip
-
-
-def _restore_schedules(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
-    """Both networks' update counters; an older snapshot counted loop iterations for both."""
-    opt = run.opt
-    opt.generator_schedule.load_state_dict(ckpt["schedule_g"])
-    opt.discriminator_schedule.load_state_dict(ckpt["schedule_d"])
-    if is_legacy_state(ckpt["schedule_d"]) and run.info.is_main:
-        get_logger().warning(
-            "%s predates per-network learning-rate schedules: both update counters start "
-            "from its iteration count (%d) and count each network's own updates from here",
-            path, opt.discriminator_schedule.updates,
-        )  # fmt: skip
-
-
-def _restore_ema(run: _Run, ckpt: dict[str, Any], path: Path) -> None:
-    """Load the averaged generator; without one in ``ckpt``, start it from the loaded weights."""
-    if run.ema is None:
-        return
-    if "generator_ema" in ckpt:
-        run.ema.load_state_dict(ckpt["generator_ema"])
-        return
-    get_logger().warning(
-        "%s holds no averaged generator (train.ema_decay was off): the average starts "
-        "from the resumed weights",
-        path,
-    )
-    run.ema = GeneratorEMA(run.nets.generator, run.ema.decay)
-
-
-def _fail_non_finite(run: _Run, name: str, value: float) -> NoReturn:
+def _fail_non_finite(run: RunState, name: str, value: float) -> NoReturn:
     """Snapshot the last finite state, then stop with a TrainingError naming the loss.
 
     Every optimiser step is guarded, so the weights written are finite. The snapshot
     is labelled with the iterations completed; when the generator loss was the
     non-finite one, the discriminator already holds that iteration's step.
     """
-    path = _snapshot(run)
+    path = snapshot(run)
     where = f"; the last finite state is in {path}" if path is not None else ""
     raise TrainingError(
         f"{name} became {value} at iteration {run.iteration + 1} (1-based){where}. "
@@ -521,7 +390,7 @@ def _fail_non_finite(run: _Run, name: str, value: float) -> NoReturn:
     )
 
 
-def _summary(run: _Run, start: int, seconds: float, last: dict[str, float]) -> dict[str, Any]:
+def _summary(run: RunState, start: int, seconds: float, last: dict[str, float]) -> dict[str, Any]:
     generator_path = None
     checkpoint = run.run_dir / "checkpoints" / ckpt_io.LATEST_NAME
     if run.info.is_main and checkpoint.is_file():
@@ -547,7 +416,7 @@ def _summary(run: _Run, start: int, seconds: float, last: dict[str, float]) -> d
     }
 
 
-def _best_summary(run: _Run) -> dict[str, Any] | None:
+def _best_summary(run: RunState) -> dict[str, Any] | None:
     path = run.run_dir / "best.pt"
     if run.validator is None or not path.is_file():
         return None
