@@ -50,13 +50,18 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def free_space_text(path: str | os.PathLike[str]) -> str:
-    """Free space on the file system of ``path`` (or its nearest existing parent)."""
+def _nearest_existing(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute, or its nearest parent that exists."""
     folder = Path(path).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    return folder
+
+
+def free_space_text(path: str | os.PathLike[str]) -> str:
+    """Free space on the file system of ``path`` (or its nearest existing parent)."""
     try:
-        free: float = shutil.disk_usage(folder).free
+        free: float = shutil.disk_usage(_nearest_existing(path)).free
     except OSError:
         return "free space unknown"
     for unit in ("B", "KB", "MB", "GB"):
@@ -92,10 +97,7 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder") 
     OutputError
         Naming the folder, before anything is written.
     """
-    target = Path(folder).absolute()
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
         raise OutputError(f"{what} {folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

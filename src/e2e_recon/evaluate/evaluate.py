@@ -22,7 +22,6 @@ clipped, stretched to 0-255; the image saved as TIFF), or the ``.png`` when no
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from e2e_recon.evaluate.metrics import (
     SSIM_SETTINGS,
     bootstrap_ci,
     feature_identification,
+    json_number,
     pairwise_identification,
     pixcorr,
     resize_images,
@@ -317,7 +317,11 @@ class _Bootstrap:
 
     def summary(self, values: np.ndarray) -> dict[str, float | None]:
         low, high = bootstrap_ci(values, n_boot=self.n_boot, ci=self.ci, seed=self.seed)
-        return {"mean": _num(np.nanmean(values)), "ci_low": _num(low), "ci_high": _num(high)}
+        return {
+            "mean": json_number(np.nanmean(values)),
+            "ci_low": json_number(low),
+            "ci_high": json_number(high),
+        }
 
 
 def _result_row(
@@ -342,10 +346,6 @@ def _chance_row(
     exact = {"mean": CHANCE_IDENTIFICATION, "ci_low": None, "ci_high": None}
     scores = {k: boot.summary(empirical[k]) if k in empirical else dict(exact) for k in metric_keys}
     return _result_row(set_name, "chance", stimuli, scores)
-
-
-def _num(value: float) -> float | None:
-    return None if not math.isfinite(float(value)) else round(float(value), 6)
 
 
 def recorded_geometry(
@@ -389,7 +389,7 @@ def _settings(
 def _per_image_rows(group: list[dict[str, str]], scores: dict[str, np.ndarray]) -> list[dict]:
     keep = ("set", "method", "stimulus_id", "stimulus_name", "n_trials")
     return [
-        {**{k: row[k] for k in keep}, **{k: _num(v[i]) for k, v in scores.items()}}
+        {**{k: row[k] for k in keep}, **{k: json_number(v[i]) for k, v in scores.items()}}
         for i, row in enumerate(group)
     ]
 

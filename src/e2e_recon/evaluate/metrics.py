@@ -293,6 +293,11 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def json_number(value: float) -> float | None:
+    """A score as written to JSON: rounded to 6 decimals, None when NaN or infinite."""
+    return None if not np.isfinite(float(value)) else round(float(value), 6)
+
+
 def resize_images(images: np.ndarray, size_px: int) -> np.ndarray:
     """Resize a batch of square images (bicubic, antialiased when shrinking).
 

@@ -11,14 +11,13 @@ often than paired ones, because the images' difficulty is shared.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from rich.table import Table
 
-from e2e_recon.evaluate.metrics import bootstrap_ci
+from e2e_recon.evaluate.metrics import bootstrap_ci, json_number
 
 #: Scores per (set, method): the stimulus names in order, and {metric key: (N,) values}.
 MethodScores = Mapping[tuple[str, str], tuple[tuple[str, ...], Mapping[str, np.ndarray]]]
@@ -55,11 +54,11 @@ def paired_difference(
                 "n_images": 0, "excludes_zero": False}  # fmt: skip
     low, high = bootstrap_ci(diff, n_boot=n_boot, ci=ci, seed=seed)
     return {
-        "mean": _num(float(diff.mean())),
-        "ci_low": _num(low),
-        "ci_high": _num(high),
-        "wins": _num(float(np.mean(diff > 0))),
-        "ties": _num(float(np.mean(diff == 0))),
+        "mean": json_number(float(diff.mean())),
+        "ci_low": json_number(low),
+        "ci_high": json_number(high),
+        "wins": json_number(float(np.mean(diff > 0))),
+        "ties": json_number(float(np.mean(diff == 0))),
         "n_images": int(diff.size),
         "excludes_zero": bool(low > 0 or high < 0),
     }
@@ -139,7 +138,3 @@ def _cell(score: Mapping[str, Any] | None) -> str:
         text += f" [{score['ci_low']:+.2f}, {score['ci_high']:+.2f}]"
     text += f" {score['wins']:.0%}"
     return f"[bold]{text}[/]" if score["excludes_zero"] else text
-
-
-def _num(value: float) -> float | None:
-    return None if not math.isfinite(float(value)) else round(float(value), 6)
