@@ -85,13 +85,10 @@ class ImageGeometry:
         return f"resize {self.image_size_px} px (bilinear), centre {self.crop_px} px, {self.colour}"
 
     def with_overrides(
-        self,
-        image_size_px: int | None = None,
-        crop_px: int | None = None,
-        resolution_px: int | None = None,
+        self, image_size_px: int | None = None, crop_px: int | None = None
     ) -> tuple[ImageGeometry, list[str]]:
         """This geometry with explicit values; also one notice per value that changed."""
-        given = {"image_size_px": image_size_px, "crop_px": crop_px, "resolution_px": resolution_px}
+        given = {"image_size_px": image_size_px, "crop_px": crop_px}
         changes: dict[str, Any] = {
             k: v for k, v in given.items() if v is not None and v != getattr(self, k)
         }

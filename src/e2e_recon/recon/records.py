@@ -1,8 +1,8 @@
 """Records written beside reconstructions: the ridge baseline's settings, geometry checks.
 
-``ridge.json`` says how the baseline was fitted (the alpha chosen for each test
-condition, the decoded size, the selection rule), so that ``evaluate`` and the
-report can show it next to the scores. :func:`check_geometry` refuses to mix,
+``ridge.json`` says how the baseline was fitted (the chosen alpha and its grid, the
+decoded size, the selection rule), so that ``evaluate`` and the report can show it
+next to the scores. :func:`check_geometry` refuses to mix,
 in one folder, reconstructions made for different target geometries: their
 scores would not be comparable.
 """
