@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from e2e_recon.cli import app
 from e2e_recon.config import load_config
 from e2e_recon.data.dataset import load_test_set
+from e2e_recon.data.geometry import read_geometry
 from e2e_recon.data.images import display_image
 from e2e_recon.errors import DataError
 from e2e_recon.nets.generator import Generator
@@ -169,6 +170,9 @@ def test_released_model_without_statistics_needs_the_training_file(
     )
     assert ok.exit_code == 0, ok.output
     assert len(read_index(tmp_path / "b" / "index.csv")) == tiny_subject["sets"]["test"]["images"]
+    # No config in a .caffemodel: the geometry follows the model's own 64 px crop.
+    geometry = read_geometry(tmp_path / "b")
+    assert geometry is not None and (geometry.image_size_px, geometry.crop_px) == (70, 64)
 
 
 def test_subject_resolves_files_from_the_data_home(

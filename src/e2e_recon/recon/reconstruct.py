@@ -16,6 +16,7 @@ import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -229,21 +230,22 @@ def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int, Im
     """Statistics, output crop and target geometry a model file carries (or the paper's)."""
     size = int(getattr(net, "output_size_px", 256))
     default_crop = 227 if size == 256 else size
-    if path.suffix != ".pt":
-        return None, default_crop, ImageGeometry(source=f"the published model ({path.name})")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    norm = NormStats.from_dict(blob["norm"]) if isinstance(blob, dict) and "norm" in blob else None
-    meta = blob.get("meta", {}) if isinstance(blob, dict) else {}
-    trained_cfg = meta.get("config") or blob.get("config") or {}  # .pt or training snapshot
-    trained_crop = int(
-        meta.get("crop_px", trained_cfg.get("data", {}).get("crop_px", default_crop))
-    )
+    norm: NormStats | None = None
+    trained_cfg: dict[str, Any] = {}
+    crop = default_crop
+    if path.suffix == ".pt":
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = blob if isinstance(blob, dict) else {}
+        norm = NormStats.from_dict(blob["norm"]) if "norm" in blob else None
+        meta = blob.get("meta", {})
+        trained_cfg = meta.get("config") or blob.get("config") or {}  # .pt or snapshot
+        crop = int(meta.get("crop_px", trained_cfg.get("data", {}).get("crop_px", crop)))
     if trained_cfg:
         geometry = ImageGeometry.from_config_dict(trained_cfg, f"the config stored in {path}")
-    else:
-        resize = max(trained_crop, round(trained_crop * 248 / 227))
-        geometry = ImageGeometry(resize, trained_crop, source=f"{path} (no config; paper ratio)")
-    return norm, trained_crop, geometry
+    else:  # a published or converted model: its crop, resized in the paper's ratio
+        resize = max(crop, round(crop * 248 / 227))
+        geometry = ImageGeometry(resize, crop, source=f"{path.name} (no config; paper ratio)")
+    return norm, crop, geometry
 
 
 def _generator_inputs(net: nn.Module) -> int | None:
