@@ -142,7 +142,7 @@ def demo_summary(
     start: float,
     report_path: Path,
 ) -> dict[str, Any]:
-    """The content of ``summary.json`` (schema in the README)."""
+    """The content of ``summary.json`` (schema in docs/demo.md)."""
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "sets": sets_summary(metrics),

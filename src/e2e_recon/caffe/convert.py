@@ -23,7 +23,7 @@ from e2e_recon.errors import ConfigError, ModelFormatError
 from e2e_recon.nets.comparator import CaffeNet
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator, generator_layer_specs
-from e2e_recon.nets.loading import load_state_checked, save_network
+from e2e_recon.nets.netfile import load_state_checked, save_network
 
 KINDS = ("generator", "discriminator", "caffenet")
 #: Parameter blobs by layer name, as read by :func:`read_caffemodel_blobs`.

@@ -6,6 +6,10 @@ and writes one self-contained page: every image is embedded as a base64 PNG and
 the styling is inline, so the file can be mailed or opened offline. A part that
 is missing or unreadable becomes a short note on the page, never an error.
 :func:`save_grid_png` writes the natural-image grid alone, for the README.
+
+Notes and set titles are in :mod:`e2e_recon.report.page`, the image grids
+and training curves in :mod:`e2e_recon.report.pictures`; the data, metrics,
+snapshot and configuration sections are built here.
 """
 
 from __future__ import annotations
@@ -18,27 +22,26 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from e2e_recon import __version__
 from e2e_recon.errors import DataError
 from e2e_recon.fileio import atomic_path
 from e2e_recon.report import figures
 from e2e_recon.report.contents import (
-    GridData,
     data_statement,
     load_grid,
     method_title,
     read_json,
-    read_stats_rows,
     run_settings,
 )
 from e2e_recon.report.metrics_file import Metrics, MetricValue, SetMetrics, load_metrics
+from e2e_recon.report.page import SET_TITLES
+from e2e_recon.report.page import note as _note
 from e2e_recon.report.paired import paired_table
+from e2e_recon.report.pictures import grid_section, training_section
 from e2e_recon.runs import get_logger, require_run_dir
 
-SET_TITLES = {"natural": "Natural images", "shapes": "Artificial shapes", "letters": "Letters"}
+__all__ = ["SET_TITLES", "render_report", "save_grid_png", "write_report"]
+
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;
  background:#f4f5f7;color:#1d2330;line-height:1.45}
@@ -165,9 +168,9 @@ def render_report(run_dir: Path) -> str:
         metrics, metrics_note = Metrics(), f"The metrics could not be read ({exc})."
     sections = [
         ("data", "Data and models", lambda: _data_section(run_dir, settings, metrics)),
-        ("recon", "Reconstructions", lambda: _grid_section(run_dir, settings)),
+        ("recon", "Reconstructions", lambda: grid_section(run_dir, settings)),
         ("metrics", "Metrics", lambda: _metrics_section(metrics, metrics_note)),
-        ("training", "Training", lambda: _training_section(run_dir)),
+        ("training", "Training", lambda: training_section(run_dir)),
         ("snapshots", "Metric over snapshots", lambda: _snapshot_section(metrics)),
         ("config", "Configuration", lambda: _config_section(run_dir)),
     ]
@@ -202,10 +205,6 @@ def _section(key: str, title: str, build: Callable[[], str]) -> str:
     return f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
 def _data_section(run_dir: Path, settings: Mapping[str, Any], metrics: Metrics) -> str:
     statement = data_statement(run_dir, settings)
     if metrics.feature_networks:  # what the evaluation used, rather than what was configured
@@ -226,58 +225,6 @@ def _data_section(run_dir: Path, settings: Mapping[str, Any], metrics: Metrics) 
     rows += [(k, html.escape(v).replace("\n", "<br>")) for k, v in statement.extra]
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in rows)
     return f'<dl class="facts">{items}</dl>'
-
-
-def _grid_section(run_dir: Path, settings: Mapping[str, Any]) -> str:
-    grids = load_grid(run_dir, settings)
-    if not grids:
-        return _note(
-            f"No reconstructions found ({run_dir / 'recon' / 'index.csv'} is missing or empty)."
-        )
-    parts = []
-    for set_name, grid in grids.items():
-        parts.append(f"<h3>{html.escape(SET_TITLES.get(set_name, set_name))}</h3>")
-        parts.append(
-            _note(
-                f"{len(grid.names)} test images; rows: " + ", ".join(r.lower() for r in grid.rows)
-            )
-        )
-        parts.extend((grid.notes and [_note(n) for n in grid.notes]) or [])
-        parts.append(_grid_tables(grid))
-    return "".join(parts)
-
-
-def _grid_tables(grid: GridData, per_row: int = 10) -> str:
-    """Blocks of ``per_row`` stimuli; each block a small table with one row per method."""
-    blocks = []
-    for start in range(0, len(grid.names), per_row):
-        names = grid.names[start : start + per_row]
-        rows = []
-        for label, images in grid.rows.items():
-            scores = grid.scores.get(label, [])
-            cells = "".join(
-                _image_cell(images[start + i], _caption(label, name, scores, start + i))
-                for i, name in enumerate(names)
-            )
-            rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
-        blocks.append(f'<table class="grid">{"".join(rows)}</table>')
-    return "".join(blocks)
-
-
-def _caption(label: str, name: str, scores: list[float | None], index: int) -> str:
-    """Tooltip of one image: its row, stimulus name, and pixel identification when known."""
-    score = scores[index] if index < len(scores) else None
-    return f"{label}: {name}" + (
-        f" (pixel identification {score:.0%})" if score is not None else ""
-    )
-
-
-def _image_cell(image: np.ndarray | None, caption: str) -> str:
-    if image is None:
-        return f'<td><div class="missing" title="{html.escape(caption)}">missing</div></td>'
-    uri = figures.data_uri(figures.encode_png(image))
-    alt = html.escape(caption)
-    return f'<td><img src="{uri}" alt="{alt}" title="{alt}"></td>'
 
 
 def _metrics_section(metrics: Metrics, note: str) -> str:
@@ -358,47 +305,6 @@ def _metric_cell(
 
 def _format(value: float, percent: bool) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
-
-
-def _training_section(run_dir: Path) -> str:
-    path = run_dir / "stats.jsonl"
-    if not path.is_file():
-        return _note(f"No training statistics ({path.name} is missing).")
-    rows, skipped = read_stats_rows(path)
-    png = figures.training_curves_png(rows)
-    if png is None:
-        return _note(f"{path.name} holds no numeric values to plot.")
-    text = f"{len(rows)} logged rows from {path.name}"
-    text += f"; {skipped} unreadable lines skipped." if skipped else "."
-    curves = f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">'
-    return curves + _note(text) + _progress_grids(run_dir / "report")
-
-
-def _progress_grids(folder: Path) -> str:
-    """The first and the last grid the trainer saved (``train_grid_iterNNNNNNN.png``)."""
-    paths = sorted(folder.glob("train_grid_iter*.png"))
-    shown = paths[:1] + paths[-1:] if len(paths) > 1 else paths
-    parts = []
-    for path in shown:
-        iteration = figures.snapshot_iteration("@" + path.stem.removeprefix("train_grid_"))
-        try:
-            with Image.open(path) as image:
-                rgb = figures.thumbnail(np.asarray(image.convert("RGB")), 1100)
-        except OSError:
-            continue
-        caption = f"iteration {iteration:,}" if iteration is not None else path.name
-        parts.append(
-            f'<figure><img class="plot" src="{figures.data_uri(figures.encode_png(rgb))}" '
-            f'alt="training grid, {caption}"><figcaption>{html.escape(caption)}</figcaption>'
-            "</figure>"
-        )
-    if not parts:
-        return ""
-    intro = _note(
-        "Grids saved during training: rows alternate stimuli and the generator's current "
-        "reconstructions (training patterns, then test patterns)."
-    )
-    return "<h3>Progress during training</h3>" + intro + "".join(parts)
 
 
 def _snapshot_section(metrics: Metrics) -> str:

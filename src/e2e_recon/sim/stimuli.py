@@ -7,6 +7,8 @@ images (occluding shapes with a power-law size distribution and colours drawn fr
 photographs). Test images come from photographs that training never uses, and
 their dead-leaves images from a separate random stream, so every test image is novel.
 
+The pixels of natural-like images come from :mod:`e2e_recon.sim.photos`.
+
 Names and ids follow the dataset's convention ``n<8-digit synset>_<number>`` with a
 float64 id ``synset.number``. The simulated synsets lie above every real WordNet
 offset, so a simulated image can never be mistaken for an ImageNet one:
@@ -22,7 +24,6 @@ simulated brain sees exactly the pixels that a reader of the files gets.
 
 from __future__ import annotations
 
-import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from e2e_recon.data.labels import id_to_name
 from e2e_recon.errors import DataError
+from e2e_recon.sim.photos import PHOTOS, colour_palette, dead_leaves, load_photos, photo_crop
 
 __all__ = [
     "COLOURS",
@@ -44,30 +46,8 @@ __all__ = [
     "letters",
     "load_photos",
     "natural_images",
+    "photo_crop",
 ]
-
-#: Source photographs: (package, file name, split). "test" photographs never give
-#: training images. Indices into this tuple are the synset suffixes, so append only.
-PHOTOS: tuple[tuple[str, str, str], ...] = (
-    ("skimage", "astronaut.png", "training"),
-    ("skimage", "coffee.png", "training"),
-    ("skimage", "rocket.jpg", "training"),
-    ("skimage", "motorcycle_left.png", "training"),
-    ("skimage", "motorcycle_right.png", "training"),
-    ("skimage", "hubble_deep_field.jpg", "training"),
-    ("skimage", "retina.jpg", "training"),
-    ("skimage", "ihc.png", "training"),
-    ("skimage", "brick.png", "training"),
-    ("skimage", "grass.png", "training"),
-    ("skimage", "camera.png", "training"),
-    ("skimage", "moon.png", "training"),
-    ("skimage", "cell.png", "training"),
-    ("skimage", "chelsea.png", "test"),
-    ("matplotlib", "grace_hopper.jpg", "test"),
-    ("skimage", "coins.png", "test"),
-    ("skimage", "gravel.png", "test"),
-    ("skimage", "clock_motion.png", "test"),
-)
 
 #: The five artificial shapes, in id order (synset 91000001 ... 91000005).
 SHAPES: tuple[str, ...] = ("square", "small frame", "large frame", "plus", "cross")
@@ -128,49 +108,6 @@ class StimulusSet:
         return [id_to_name(i) for i in self.ids]
 
 
-def _package_dir(package: str) -> Path:
-    if package == "skimage":
-        import skimage.data
-
-        return Path(skimage.data.__file__).parent
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "sample_data"
-
-
-@functools.lru_cache(maxsize=2)
-def load_photos(split: str) -> dict[int, np.ndarray]:
-    """Load the source photographs of one split as RGB uint8 arrays (cached; do not modify).
-
-    Parameters
-    ----------
-    split : {"training", "test"}
-
-    Returns
-    -------
-    dict
-        Index in :data:`PHOTOS` -> array (H, W, 3) uint8. Missing files are skipped.
-
-    Raises
-    ------
-    DataError
-        If fewer than two photographs of the split can be read.
-    """
-    photos: dict[int, np.ndarray] = {}
-    for index, (package, name, photo_split) in enumerate(PHOTOS):
-        path = _package_dir(package) / name
-        if photo_split != split or not path.is_file():
-            continue
-        with Image.open(path) as image:
-            photos[index] = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    if len(photos) < 2:
-        raise DataError(
-            f"Found only {len(photos)} {split} photographs among the sample images of "
-            "scikit-image and matplotlib; reinstall scikit-image (>= 0.21) and matplotlib."
-        )
-    return photos
-
-
 def _encode_decode(image: np.ndarray) -> tuple[bytes, np.ndarray]:
     """JPEG-encode an RGB uint8 image; return the bytes and the decoded pixels."""
     buffer = io.BytesIO()
@@ -189,119 +126,6 @@ def _make_set(folder: str, images: list[np.ndarray], ids: list[float], what: lis
         descriptions=what,
         jpeg=[data for data, _ in encoded],
     )
-
-
-def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mild brightness, contrast, saturation and channel-gain jitter; RGB uint8 in and out."""
-    x = image.astype(np.float32) / 255.0  # (S, S, 3)
-    grey = x.mean(axis=2, keepdims=True)
-    x = grey + (x - grey) * rng.uniform(0.7, 1.3)  # saturation
-    x = x.mean() + (x - x.mean()) * rng.uniform(0.8, 1.2)  # contrast
-    x = x * rng.uniform(0.85, 1.15) * (1.0 + rng.normal(0.0, 0.04, size=3))  # brightness, tint
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
-def photo_crop(photo: np.ndarray, rng: np.random.Generator, size_px: int) -> np.ndarray:
-    """A random square crop (scale 35-100% of the short side), maybe mirrored, jittered.
-
-    Parameters
-    ----------
-    photo : ndarray, shape (H, W, 3), uint8
-    rng : numpy Generator
-    size_px : int
-        Output side length.
-
-    Returns
-    -------
-    ndarray, shape (size_px, size_px, 3), uint8, RGB
-    """
-    height, width = photo.shape[:2]
-    side = rng.uniform(0.35, 1.0) * min(height, width)
-    x0 = rng.uniform(0.0, width - side)
-    y0 = rng.uniform(0.0, height - side)
-    box = (x0, y0, x0 + side, y0 + side)
-    # Pillow's resize filters widen with the scale factor, so this is anti-aliased.
-    crop = Image.fromarray(photo).resize((size_px, size_px), Image.Resampling.BICUBIC, box=box)
-    pixels = np.asarray(crop, dtype=np.uint8)
-    if rng.random() < 0.5:
-        pixels = pixels[:, ::-1]
-    return _colour_jitter(np.ascontiguousarray(pixels), rng)
-
-
-def colour_palette(photos: dict[int, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Colours sampled from photographs, for dead-leaves images: (K, 3) uint8."""
-    samples = []
-    for index in sorted(photos):
-        flat = photos[index].reshape(-1, 3)
-        samples.append(flat[rng.integers(0, len(flat), size=512)])
-    return np.concatenate(samples)
-
-
-_LEAF_ANGLES = tuple(np.arange(n) / n * 2 * np.pi for n in (48, 4, 3))  # ellipse, quad, tri
-
-
-def _leaf_outlines(rng: np.random.Generator, radii: np.ndarray, canvas_px: int) -> list:
-    """Outlines of all leaves (rotated ellipses, quadrilaterals, triangles) as flat
-    [x0, y0, x1, y1, ...] lists; random parameters drawn for all leaves at once."""
-    n = len(radii)
-    kinds = rng.integers(3, size=n)
-    phases = rng.uniform(0, 2 * np.pi, size=n)
-    corner_jitter = rng.normal(0.0, 0.15, size=(n, 4))  # quads are not only squares
-    aspects = rng.uniform(0.4, 1.0, size=n)
-    tilts = rng.uniform(0, np.pi, size=n)
-    centres = rng.uniform(-0.1, 1.1, size=(n, 2)) * canvas_px
-    outlines = []
-    for i in range(n):
-        angles = _LEAF_ANGLES[kinds[i]] + phases[i]
-        if kinds[i] == 1:
-            angles = angles + corner_jitter[i]
-        x = radii[i] * np.cos(angles)
-        y = radii[i] * aspects[i] * np.sin(angles)
-        cos_t, sin_t = np.cos(tilts[i]), np.sin(tilts[i])
-        points = np.stack(
-            [centres[i, 0] + x * cos_t - y * sin_t, centres[i, 1] + x * sin_t + y * cos_t], 1
-        )
-        outlines.append(points.ravel().tolist())
-    return outlines
-
-
-def dead_leaves(
-    rng: np.random.Generator, size_px: int, palette: np.ndarray, n_leaves: int = 250
-) -> np.ndarray:
-    """A dead-leaves image: occluding shapes with power-law sizes (p(r) ~ r^-3).
-
-    The r^-3 law makes the image statistically scale invariant, like natural images;
-    colours come from ``palette`` (sampled from photographs) with a little jitter.
-
-    Parameters
-    ----------
-    rng : numpy Generator
-    size_px : int
-    palette : ndarray, shape (K, 3), uint8
-    n_leaves : int
-
-    Returns
-    -------
-    ndarray, shape (size_px, size_px, 3), uint8, RGB
-    """
-    canvas_px = 2 * size_px  # drawn at twice the size, then downsampled: anti-aliased edges
-    background = palette[rng.integers(len(palette))]
-    canvas = Image.new("RGB", (canvas_px, canvas_px), tuple(int(c) for c in background))
-    draw = ImageDraw.Draw(canvas)
-    r_min, r_max, alpha = 0.04 * canvas_px, 0.5 * canvas_px, 3.0
-    u = rng.random(n_leaves)
-    low, high = r_min ** (1 - alpha), r_max ** (1 - alpha)
-    radii = (low - u * (low - high)) ** (1 / (1 - alpha))  # inverse CDF of the power law
-    colours = palette[rng.integers(len(palette), size=n_leaves)].astype(np.float64)
-    colours = colours * rng.uniform(0.9, 1.1, size=(n_leaves, 1))
-    colours = np.clip(colours + rng.normal(0, 6, size=(n_leaves, 3)), 0, 255).astype(int)
-    # Random order: a late large leaf occludes earlier small ones.
-    for outline, colour in zip(
-        _leaf_outlines(rng, radii, canvas_px), colours.tolist(), strict=True
-    ):
-        draw.polygon(outline, fill=tuple(colour))
-    small = canvas.resize((size_px, size_px), Image.Resampling.LANCZOS)
-    return np.asarray(small, dtype=np.uint8)
 
 
 def natural_images(
