@@ -1,17 +1,26 @@
-"""End-to-end training against ridge regression on a small, noisy simulated dataset.
+"""End-to-end training against ridge regression on small, noisy simulated datasets.
 
-Simulates a subject with the project's simulator (``small`` preset: 800 training
-images x 2 presentations, 40 test images x 10, 64 px) at an SNR where ridge
-regression reaches about 75-85% pairwise pixel identification, trains with
+Simulates subjects of two independent simulator families (``--family``, repeatable):
+``project`` is the project's simulator (``small`` preset: 800 training images x 2
+presentations, 40 test images x 10, 64 px, SNR 0.25, where ridge regression reaches
+about 75-90% pairwise pixel identification); ``prf:PRESET`` is the population
+receptive field simulator of ``benchmarks/prf_subject.py``, which shares no code
+with the package (``prf:mixed-800x2``, ``prf:mixed-90x1``, ``prf:mixed-1600x1``,
+``prf:digits-90x1``, ``prf:digits-800x2`` ...: family, training images x
+presentations; 28 px digits are resized by the preset like any other images, to 72 px
+with the central 64 px compared). Default: ``project`` and ``prf:mixed-800x2``. For
+each it trains with
 ``configs/small.yaml`` on 2 CPU threads for at most ``--minutes``, reconstructs
 the natural test set with ``best.pt``, with the project's ridge decoder and with
 scikit-learn's ``RidgeCV`` (both fitted on the generator's own images, crops and
 statistics), and evaluates all with ``evaluate_recon`` (pairwise pixel
 identification, PixCorr, EfficientNet-Lite2 feature identification, bootstrap
 intervals over images, paired per-image differences of e2e against each ridge).
-Prints one JSON object: per seed and averaged over seeds, plus chance.
+Prints one JSON object: per family, per seed and averaged over seeds, with the
+pooled paired differences and the wall time of each run.
 
-    .venv/bin/python benchmarks/small_data.py                      # 3 seeds x 5 minutes
+    .venv/bin/python benchmarks/small_data.py                      # 2 families x 3 seeds x 5 min
+    .venv/bin/python benchmarks/small_data.py --family prf:digits-90x1 --family prf:mixed-1600x1
     .venv/bin/python benchmarks/small_data.py --seeds 1 --minutes 1
     .venv/bin/python benchmarks/small_data.py --seeds 1 \\
         --variant no_avg=train.presentation_average_k=1
@@ -37,14 +46,52 @@ SIM_PRESET = "small"
 DEFAULT_SNR = 0.25
 
 
-def subject_dir(root: Path, seed: int, snr: float) -> tuple[Path, dict[str, Any]]:
-    """Simulate (or reuse) the subject of one seed; return its folder and summary."""
-    from e2e_recon.sim.subject import simulate_subject
+def prf_module() -> Any:
+    """``benchmarks/prf_subject.py``, loaded by path (benchmarks/ is not a package)."""
+    import importlib.util
 
-    out = root / f"subject_seed{seed}_snr{snr:g}"
+    name = "prf_subject"
+    if name not in sys.modules:
+        path = Path(__file__).with_name(f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def family_snr(family: str, snr: float | None) -> float:
+    """The SNR a family is simulated at: ``--snr`` or the family's calibrated default."""
+    if snr is not None:
+        return snr
+    return DEFAULT_SNR if family == "project" else float(prf_module().DEFAULT_SNR)
+
+
+def subject_dir(root: Path, family: str, seed: int, snr: float) -> tuple[Path, dict[str, Any]]:
+    """Simulate (or reuse) the subject of one family and seed; return its folder and summary."""
+    tag = family.replace(":", "-")
+    out = root / f"subject_{tag}_seed{seed}_snr{snr:g}"
     summary_file = out / "truth" / "summary.json"
     if not summary_file.is_file():
-        simulate_subject(out, preset=SIM_PRESET, seed=seed, snr=snr, progress=False)
+        if family == "project":
+            from e2e_recon.sim.subject import simulate_subject
+
+            simulate_subject(out, preset=SIM_PRESET, seed=seed, snr=snr, progress=False)
+        elif family.startswith("prf:"):
+            prf = prf_module()
+            preset = family.partition(":")[2]
+            if preset not in prf.PRESETS:
+                raise SystemExit(f"--family {family}: choose prf:{' or prf:'.join(prf.PRESETS)}")
+            spec = prf.PRESETS[preset]
+            prf.simulate_prf_subject(
+                out, family=spec.family, n_train=spec.n_train,
+                train_presentations=spec.train_presentations, n_test=spec.n_test,
+                test_presentations=spec.test_presentations,
+                image_size_px=spec.image_size_px, snr=snr, seed=seed,
+            )  # fmt: skip
+        else:
+            raise SystemExit(f"--family {family}: use 'project' or 'prf:PRESET'")
     return out, json.loads(summary_file.read_text())
 
 
@@ -202,11 +249,54 @@ def parse_variants(items: list[str]) -> dict[str, list[str]]:
     return variants
 
 
+def run_family(
+    root: Path, family: str, args: argparse.Namespace, variants: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Every seed of one simulator family: train, reconstruct, evaluate; scores and timings."""
+    snr = family_snr(family, args.snr)
+    per_seed, runs_info, recon_dirs = [], [], []
+    for seed in range(args.seeds):
+        _, subject = subject_dir(root, family, seed, snr)
+        run_dirs, info = {}, {}
+        for name, overrides in variants.items():
+            run_dir = root / f"run_{family.replace(':', '-')}_seed{seed}_{name}_{int(time.time())}"
+            summary = train_run(subject, run_dir, seed, args.minutes, overrides)
+            run_dirs[name] = run_dir
+            info[name] = {
+                "iterations": summary["iterations"],
+                "seconds": summary["seconds"],
+                "best": summary["best"],
+                "early_stopped": summary["early_stopped"],
+                "stop_reason": summary.get("stop_reason"),
+            }
+        recon_dir = root / f"recon_{family.replace(':', '-')}_seed{seed}_{int(time.time())}"
+        result = evaluate_methods(subject, run_dirs, recon_dir, ridge=True)
+        recon_dirs.append(recon_dir)
+        scores = scores_by_method(result)
+        per_seed.append(scores)
+        runs_info.append(
+            {"seed": seed, "ridge_calibration": subject.get("ridge_pairwise_identification"),
+             "sets": subject.get("sets"), "runs": info, "scores": scores,
+             "paired_pixel_identification": paired_pixel(result),
+             "ridge_alphas": result.get("baselines", {}).get("ridge", {}).get("alpha")}
+        )  # fmt: skip
+    return {
+        "snr": snr,
+        "mean_over_seeds": average(per_seed),
+        "pooled_paired": pooled_paired(recon_dirs),
+        "per_seed": runs_info,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--family", action="append", default=[],
+        help="project or prf:PRESET (repeatable; default: project and prf:mixed-800x2)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--snr", type=float, default=DEFAULT_SNR)
+    parser.add_argument("--snr", type=float, default=None, help="default: each family's own")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE,...")
     parser.add_argument("--only-variants", action="store_true", help="skip the plain preset")
@@ -221,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = parse_variants(args.variant)
     if args.only_variants and len(variants) > 1:
         del variants["small"]
+    families = args.family or ["project", "prf:mixed-800x2"]
     tmp = None
     if args.work_dir is None:
         tmp = tempfile.TemporaryDirectory()
@@ -228,44 +319,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root = args.work_dir
         root.mkdir(parents=True, exist_ok=True)
-    per_seed, runs_info, recon_dirs = [], [], []
-    for seed in range(args.seeds):
-        _, subject = subject_dir(root, seed, args.snr)
-        run_dirs, info = {}, {}
-        for name, overrides in variants.items():
-            run_dir = root / f"run_seed{seed}_{name}_{int(time.time())}"
-            summary = train_run(subject, run_dir, seed, args.minutes, overrides)
-            run_dirs[name] = run_dir
-            info[name] = {
-                "iterations": summary["iterations"],
-                "seconds": summary["seconds"],
-                "best": summary["best"],
-                "early_stopped": summary["early_stopped"],
-                "stop_reason": summary.get("stop_reason"),
-            }
-        recon_dir = root / f"recon_seed{seed}_{int(time.time())}"
-        result = evaluate_methods(subject, run_dirs, recon_dir, ridge=True)
-        recon_dirs.append(recon_dir)
-        scores = scores_by_method(result)
-        per_seed.append(scores)
-        calibration = subject["ridge_pairwise_identification"]
-        runs_info.append(
-            {"seed": seed, "ridge_calibration": calibration, "runs": info, "scores": scores,
-             "paired_pixel_identification": paired_pixel(result),
-             "ridge_alphas": result.get("baselines", {}).get("ridge", {})
-             .get("alpha")}
-        )  # fmt: skip
+    started = time.perf_counter()
+    results = {family: run_family(root, family, args, variants) for family in families}
     print(
         json.dumps(
             {
                 "benchmark": "small_data",
                 "goal": GOAL,
-                "simulation": {"preset": SIM_PRESET, "snr": args.snr},
                 "minutes_per_run": args.minutes,
                 "variants": variants,
-                "mean_over_seeds": average(per_seed),
-                "pooled_paired": pooled_paired(recon_dirs),
-                "per_seed": runs_info,
+                "families": results,
+                "wall_s": round(time.perf_counter() - started, 1),
                 **cpu_info(),
             },
             indent=1,
