@@ -137,3 +137,21 @@ def test_every_network_of_both_suites_runs(tmp_path: Path) -> None:
     assert result["notices"] == [n for n in result["notices"] if "missing" not in n]
     printed = _print(result)
     assert "VGG19 fc8" in printed and "AlexNet conv1" in printed
+
+
+def test_cli_prints_the_suites_and_how_to_get_weights(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    recon_dir, images_dir = _make_folder(tmp_path, {"natural": 3}, size_px=32)
+    args = ["evaluate", "--recon", str(recon_dir), "--images", str(images_dir)]
+    args += ["--suite", "nsd", "--suite", "kamitani", "--n-way", "2", "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--dest", str(tmp_path / "home")])
+    assert result.exit_code == 0, result.output
+    assert "NSD benchmark metrics" in result.output
+    assert "Identification accuracy (Kamitani lab): natural, e2e" in result.output
+    assert "e2e-recon download eval-nets" in result.output
+    assert "Reconstruction metrics" not in result.output  # no default table asked for
+    bad = CliRunner().invoke(app, [*args[:5], "--suite", "nds"])
+    assert bad.exit_code == 2 and "not a suite" in bad.output

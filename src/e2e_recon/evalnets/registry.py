@@ -15,7 +15,7 @@ torchvision publishes the first 8-10 hex digits of each file's SHA-256 in its
 name and checks only those (``torch.hub``'s ``check_hash``); OpenAI's URL holds
 the full SHA-256; Facebook publishes no checksum for SwAV, so that file is
 checked by its content: it must hold every ResNet-50 parameter with the right
-shape (its SHA-256 is recorded when it is downloaded, so later changes show).
+shape (the download prints its SHA-256, to compare with another copy).
 Every file must also load strictly into its architecture.
 
 Files are fetched by ``e2e-recon download eval-nets``. Evaluation uses only
