@@ -155,3 +155,20 @@ def test_cli_prints_the_suites_and_how_to_get_weights(tmp_path: Path) -> None:
     assert "Reconstruction metrics" not in result.output  # no default table asked for
     bad = CliRunner().invoke(app, [*args[:5], "--suite", "nds"])
     assert bad.exit_code == 2 and "not a suite" in bad.output
+
+
+def test_report_shows_the_suite_tables(tmp_path: Path) -> None:
+    from e2e_recon.report.suites import suites_html
+
+    recon_dir, images_dir = _make_folder(tmp_path, {"natural": 3}, size_px=32)
+    nets = {"alexnet": _random("alexnet")}
+    evaluate_recon(
+        recon_dir, images_dir, suites=["nsd", "kamitani"], n_boot=10, device="cpu",
+        suite_options=SuiteOptions(nets=nets, n_way=(2,)),
+    )  # fmt: skip
+    page = suites_html(recon_dir)
+    assert "NSD benchmark" in page and "AlexNet(2) ↑" in page and "SwAV ↓" in page
+    assert "AlexNet conv1" in page and "2-way (corr.)" in page
+    assert "Missing: CLIP ViT-L/14" in page
+    assert "%</td>" in page  # identification in percent
+    assert suites_html(tmp_path) == ""

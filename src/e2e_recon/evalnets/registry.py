@@ -30,6 +30,7 @@ import json
 import os
 import re
 import urllib.parse
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,7 +267,9 @@ def _read_clip_archive(path: Path) -> dict[str, Tensor]:
     archive carries code, so its checksum is what makes it trustworthy.
     """
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError:
         state: dict[str, Tensor] = torch.load(path, map_location="cpu", weights_only=True)
         return state

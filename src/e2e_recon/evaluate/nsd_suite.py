@@ -101,7 +101,7 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
     Returns
     -------
     dict
-        ``source``, ``columns`` (key, label, higher_is_better, definition),
+        ``source``, ``columns`` (key, label, higher_is_better, identification),
         ``networks`` (key -> what was used), ``missing`` (key -> how to get it)
         and ``rows`` (set, method, n_images, scores: key -> mean or None).
     """
@@ -128,7 +128,12 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
     return {
         "source": SOURCE,
         "columns": [
-            {"key": c.key, "label": c.label, "higher_is_better": c.higher_is_better}
+            {
+                "key": c.key,
+                "label": c.label,
+                "higher_is_better": c.higher_is_better,
+                "identification": c.kind == "two_way",
+            }
             for c in COLUMNS
         ],
         "networks": dict(nets.used),
@@ -160,6 +165,6 @@ def nsd_cell(column: dict[str, Any], value: float | None) -> str:
     """A value as published tables print it: identification in %, others to 3 decimals."""
     if value is None:
         return "-"
-    if column["key"] in {c.key for c in COLUMNS if c.kind == "two_way"}:
+    if column.get("identification"):
         return f"{100 * value:.1f}%"
     return f"{value:.3f}"

@@ -36,6 +36,7 @@ from e2e_recon.report.contents import (
 )
 from e2e_recon.report.metrics_file import Metrics, MetricValue, SetMetrics, load_metrics
 from e2e_recon.report.paired import paired_table
+from e2e_recon.report.suites import suites_html
 from e2e_recon.runs import get_logger, require_run_dir
 
 SET_TITLES = {"natural": "Natural images", "shapes": "Artificial shapes", "letters": "Letters"}
@@ -166,7 +167,7 @@ def render_report(run_dir: Path) -> str:
     sections = [
         ("data", "Data and models", lambda: _data_section(run_dir, settings, metrics)),
         ("recon", "Reconstructions", lambda: _grid_section(run_dir, settings)),
-        ("metrics", "Metrics", lambda: _metrics_section(metrics, metrics_note)),
+        ("metrics", "Metrics", lambda: _metrics_and_suites(run_dir, metrics, metrics_note)),
         ("training", "Training", lambda: _training_section(run_dir)),
         ("snapshots", "Metric over snapshots", lambda: _snapshot_section(metrics)),
         ("config", "Configuration", lambda: _config_section(run_dir)),
@@ -278,6 +279,14 @@ def _image_cell(image: np.ndarray | None, caption: str) -> str:
     uri = figures.data_uri(figures.encode_png(image))
     alt = html.escape(caption)
     return f'<td><img src="{uri}" alt="{alt}" title="{alt}"></td>'
+
+
+def _metrics_and_suites(run_dir: Path, metrics: Metrics, note: str) -> str:
+    """The default table, then the tables of the other evaluation suites that ran."""
+    suites = suites_html(run_dir / "recon")
+    if suites and not metrics.sets:  # only other suites were evaluated
+        return suites
+    return _metrics_section(metrics, note) + suites
 
 
 def _metrics_section(metrics: Metrics, note: str) -> str:
