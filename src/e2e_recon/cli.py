@@ -355,10 +355,28 @@ def evaluate(
     ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     device: DeviceOpt = "auto",
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="default, nsd (the NSD benchmark's eight numbers) or kamitani (the lab's "
+            "identification analyses); repeatable. Networks: `download eval-nets`."
+        ),
+    ] = None,
+    n_way: Annotated[
+        str, typer.Option(help="kamitani: n of the n-way identifications.")
+    ] = "2,5,10",
+    distractors: Annotated[
+        Path | None,
+        typer.Option(help="kamitani: folder of distractor images (default: the set's others)."),
+    ] = None,
+    dest: Annotated[
+        Path | None, typer.Option(help="Data home with weights/ (default: E2E_RECON_HOME).")
+    ] = None,
 ) -> None:
     """Score reconstructions: identification, PixCorr, SSIM, feature identification.
 
     Example: [bold]e2e-recon evaluate --recon recon/ --images stimuli/[/]
+    (add [bold]--suite nsd --suite kamitani[/] for the published tables)
     """
     from e2e_recon.console_output import print_table
     from e2e_recon.data.geometry import read_geometry
@@ -370,7 +388,10 @@ def evaluate(
         metrics_table,
     )
     from e2e_recon.evaluate.paired import comparisons_table
+    from e2e_recon.evaluate.suites import SuiteOptions, parse_n_way, parse_suites, suite_tables
 
+    suites = parse_suites(suite or [])
+    options = SuiteOptions(home=dest, n_way=parse_n_way(n_way), distractors_dir=distractors)
     if resolution_px is None:
         recorded = read_geometry(recon)
         resolution_px = recorded.resolution_px if recorded else 64
@@ -389,13 +410,21 @@ def evaluate(
         device=device,
         stimulus_resize_px=image_size_px,
         stimulus_crop_px=crop_px,
+        suites=suites,
+        suite_options=options,
     )
     for notice in result["notices"]:
         err_console.print(f"note: {notice}", highlight=False, soft_wrap=True)
-    print_table(console, metrics_table(result))
-    if (paired := comparisons_table(result)) is not None:
-        print_table(console, paired)
-    console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
+    if "default" in suites:
+        print_table(console, metrics_table(result))
+        if (paired := comparisons_table(result)) is not None:
+            print_table(console, paired)
+    for table in suite_tables(result):
+        print_table(console, table)
+    if "default" in suites:
+        console.print(f"wrote {recon / 'metrics.json'} and {recon / 'per_image.csv'}")
+    else:
+        console.print(f"wrote {recon / 'metrics.json'}")
 
 
 @app.command()
@@ -448,7 +477,7 @@ def demo(
 @app.command(help=DOWNLOAD_HELP)
 @user_errors
 def download(
-    what: Annotated[str, typer.Argument(help="fmri, models, caffenet, alexnet or all.")],
+    what: Annotated[str, typer.Argument(help="fmri, models, caffenet, alexnet, eval-nets or all.")],
     subject: Annotated[
         list[str] | None, typer.Option(help="Subjects (default: all three).")
     ] = None,

@@ -9,6 +9,8 @@ and ``alexnet`` are single files with published checksums. Everything lands in t
 data home (:mod:`e2e_recon.data.home`). The base URLs can be changed with
 :class:`Sources` or the environment variables ``E2E_RECON_FIGSHARE_API``,
 ``E2E_RECON_FIGSHARE_FILES``, ``E2E_RECON_CAFFENET_URL`` and ``E2E_RECON_ALEXNET_URL``.
+``eval-nets`` fetches the networks of the evaluation suites from their official
+addresses (see :mod:`e2e_recon.evalnets.registry` for what each check covers).
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ from e2e_recon.data.home import (
     remote_file_path,
 )
 from e2e_recon.data.unzip import is_unpacked, unpack_model_archive
-from e2e_recon.errors import DownloadError
+from e2e_recon.errors import DownloadError, ModelFormatError
 
 SUBJECTS = ("sub-01", "sub-02", "sub-03")
-TARGETS = ("fmri", "models", "caffenet", "alexnet", "all")
+TARGETS = ("fmri", "models", "caffenet", "alexnet", "eval-nets", "all")
 
 CAFFENET_SHA1 = "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"
 IMAGE_REQUEST_URL = "https://forms.gle/ujvA34948Xg49jdn9"
@@ -64,6 +66,8 @@ class Plan:
     archives: dict[str, RemoteFile] = field(default_factory=dict)  # subject -> zip
     present: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: (evaluation network, file) without a published checksum: checked by loading.
+    checks: list[tuple[str, Path]] = field(default_factory=list)
 
 
 #: What each target fetches, its approximate size and where it goes (for --help).
@@ -78,7 +82,11 @@ TARGET_HELP: dict[str, str] = {
     "about 233 MB -> HOME/weights/",
     "alexnet": "torchvision AlexNet state dict alexnet-owt-7be5be79.pth (SHA-256 prefix "
     "checked), about 233 MB -> HOME/weights/",
-    "all": "all of the above",
+    "eval-nets": "the networks of `evaluate --suite nsd|kamitani` from their official sources: "
+    "torchvision AlexNet, VGG19, Inception-v3, EfficientNet-B1 (SHA-256 prefix checked), "
+    "SwAV ResNet-50 (no published checksum: checked to be a ResNet-50 state dict) and OpenAI "
+    "CLIP ViT-L/14 (full SHA-256 checked); about 1.9 GB -> HOME/weights/",
+    "all": "fmri, models, caffenet and alexnet (not eval-nets)",
 }
 
 
@@ -197,6 +205,38 @@ def plan_weights(kind: str, home: Path, sources: Sources) -> Plan:
     return Plan(remotes=[remote])
 
 
+def plan_eval_nets(home: Path, sources: Sources) -> Plan:
+    """The weights of every evaluation network (:data:`e2e_recon.evalnets.registry.EVAL_NETS`)."""
+    from e2e_recon.evalnets.registry import EVAL_NETS, eval_net_remote
+
+    urls = dict(sources.eval_net_urls)
+    plan = Plan()
+    for key, spec in EVAL_NETS.items():
+        remote = eval_net_remote(spec, home, urls.get(key))
+        plan.remotes.append(remote)
+        if remote.digest is None:
+            plan.checks.append((key, remote.dest))
+    return plan
+
+
+def _check_unpublished(plan: Plan, log: Callable[[str], None]) -> None:
+    """Files without a published checksum: load them into their architecture, show the SHA-256."""
+    from e2e_recon.data.fetch import file_digest
+    from e2e_recon.evalnets.registry import EVAL_NETS, load_eval_net
+
+    for key, path in plan.checks:
+        try:
+            load_eval_net(key, path)
+        except ModelFormatError as error:
+            path.unlink(missing_ok=True)
+            path.with_name(f".{path.name}.verified.json").unlink(missing_ok=True)
+            raise DownloadError(f"{error}; the file was deleted") from error
+        log(
+            f"{path.name}: {EVAL_NETS[key].title} publishes no checksum; it loads as the "
+            f"expected network. SHA-256 {file_digest(path, 'sha256')}"
+        )
+
+
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -237,12 +277,15 @@ def plan_download(
             sub.notes.append(images_notice(home))
         elif part == "models":
             sub = plan_models(names, home, sources, force, log)
+        elif part == "eval-nets":
+            sub = plan_eval_nets(home, sources)
         else:
             sub = plan_weights(part, home, sources)
         plan.remotes += sub.remotes
         plan.archives.update(sub.archives)
         plan.present += sub.present
         plan.notes += sub.notes
+        plan.checks += sub.checks
     return plan
 
 
@@ -279,7 +322,7 @@ def download(
 
     Parameters
     ----------
-    what : {"fmri", "models", "caffenet", "alexnet", "all"}
+    what : {"fmri", "models", "caffenet", "alexnet", "eval-nets", "all"}
         See :data:`TARGET_HELP`.
     subjects : sequence of str
         Subjects for ``fmri`` / ``models`` (default: all three).
@@ -331,6 +374,7 @@ def download(
         return summary
     log(_fetch_message(plan, already, home))
     fetch_many(plan.remotes, options, show_progress=show_progress)
+    _check_unpublished(plan, log)
     for entry in files:
         entry["status"] = "present" if Path(str(entry["path"])) in already else "downloaded"
     for subject, archive in plan.archives.items():

@@ -44,6 +44,8 @@ class Sources:
     figshare_files: str = "https://ndownloader.figshare.com/files"
     caffenet_url: str = "http://dl.caffe.berkeleyvision.org/bvlc_reference_caffenet.caffemodel"
     alexnet_url: str = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+    #: Evaluation network key -> URL, replacing the official address (tests).
+    eval_net_urls: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls) -> Sources:

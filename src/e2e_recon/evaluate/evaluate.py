@@ -49,6 +49,8 @@ from e2e_recon.evaluate.metrics import (
     ssim_scores,
 )
 from e2e_recon.evaluate.paired import paired_comparisons
+from e2e_recon.evaluate.suite_common import SuiteGroup
+from e2e_recon.evaluate.suites import SuiteOptions, parse_suites, run_suites
 from e2e_recon.fileio import atomic_write_text
 from e2e_recon.recon.reconstruct import read_index
 from e2e_recon.recon.records import read_ridge_record
@@ -135,6 +137,8 @@ def evaluate_recon(
     precision: str = "fp32",
     stimulus_resize_px: int | None = None,
     stimulus_crop_px: int | None = None,
+    suites: Sequence[str] = ("default",),
+    suite_options: SuiteOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate every (method, set) of a reconstruction folder; write the results there.
 
@@ -165,6 +169,14 @@ def evaluate_recon(
         ``data.image_size_px`` and ``data.crop_px``), else the paper's 248 and
         227. Values that differ from the record override it; the result's
         ``notices`` say so.
+    suites : sequence of str
+        ``default`` (the table above: pixel and feature identification, PixCorr,
+        SSIM, intervals, paired comparisons), ``nsd`` (the NSD benchmark's eight
+        numbers) and/or ``kamitani`` (the lab's identification analyses); see
+        :mod:`e2e_recon.evaluate.suites`. Without ``default``, ``metrics``,
+        ``results`` and ``comparisons`` are empty and no ``per_image.csv`` is written.
+    suite_options : SuiteOptions, optional
+        Data home of the suites' networks, n-way settings, distractor images.
 
     Returns
     -------
@@ -174,8 +186,9 @@ def evaluate_recon(
         set and method, plus a ``"chance"`` method per set), ``comparisons``
         (each method against each ridge baseline of its set, paired per image:
         see :func:`e2e_recon.evaluate.paired.paired_comparisons`), ``baselines``
-        (how the ridge baseline was fitted, when recorded) and ``notices``.
-        Per-image scores go to ``recon_dir / "per_image.csv"``.
+        (how the ridge baseline was fitted, when recorded), ``notices`` and, when
+        another suite ran, ``suites`` (its tables by suite name). Per-image scores of the
+        default suite go to ``recon_dir / "per_image.csv"``.
 
     Raises
     ------
@@ -188,8 +201,10 @@ def evaluate_recon(
     rows = read_index(recon_dir / "index.csv")
     files.check_listed_files(recon_dir, rows)
     stimulus_paths = files.find_stimuli(images_dir, sorted({r["stimulus_name"] for r in rows}))
+    suites = parse_suites(suites)
+    run_default = "default" in suites
     torch_device = resolve_device(device)
-    nets = _resolve_feature_nets(feature_nets, torch_device)
+    nets = _resolve_feature_nets(feature_nets if run_default else (), torch_device)
     dtype = resolve_precision(precision, torch_device) if nets else torch.float32
     scorer = _Scorer(nets, resolution_px, torch_device, dtype)
     geometry, notices = recorded_geometry(recon_dir, stimulus_resize_px, stimulus_crop_px)
@@ -198,6 +213,7 @@ def evaluate_recon(
     results: list[dict[str, Any]] = []
     per_image: list[dict[str, Any]] = []
     per_method: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, np.ndarray]]] = {}
+    suite_groups: list[SuiteGroup] = []
     for set_name, methods in files.group_rows(rows).items():
         stimuli = np.zeros(0)
         for method, group in methods.items():
@@ -209,27 +225,40 @@ def evaluate_recon(
             names = tuple(r["stimulus_name"] for r in group)
             recons = files.load_recons(recon_dir, group)  # (N, S, S, 3)
             stimuli = scorer.stimuli(tuple(stimulus_paths[n] for n in names), recons)
+            if len(suites) > int(run_default):
+                suite_groups.append(SuiteGroup(set_name, method, names, recons, stimuli))
+            if not run_default:
+                continue
             scores = scorer.score(recons, stimuli, key=(set_name, names))
             summary = {key: boot.summary(values) for key, values in scores.items()}
             results.append(_result_row(set_name, method, recons, summary))
             per_image += _per_image_rows(group, scores)
             per_method[(set_name, method)] = (names, scores)
-        results.append(_chance_row(set_name, stimuli, scorer.metric_keys, boot))
+        if run_default:
+            results.append(_chance_row(set_name, stimuli, scorer.metric_keys, boot))
+    suite_results, suite_notices = run_suites(
+        suite_groups, suites, suite_options or SuiteOptions(), torch_device, geometry
+    )
     result = {
         "format": METRICS_FORMAT,
         "version": 1,
         "settings": _settings(images_dir, resolution_px, n_boot, ci, seed, str(dtype), geometry),
-        "metrics": scorer.metric_info(),
+        "metrics": scorer.metric_info() if run_default else [],
         "feature_networks": [
             {"label": n.label, "weights": n.weights_label, "layers": list(n.layers)} for n in nets
         ],
         "results": results,
         "comparisons": paired_comparisons(per_method, n_boot, ci, seed),
         "baselines": {"ridge": ridge} if (ridge := read_ridge_record(recon_dir)) else {},
-        "notices": notices,
+        "notices": notices + suite_notices,
     }
+    if suite_results:  # a default-only evaluation writes the same file as before
+        result["suites"] = suite_results
     atomic_write_text(recon_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys))
+    if run_default:
+        atomic_write_text(
+            recon_dir / "per_image.csv", files.csv_text(per_image, scorer.metric_keys)
+        )
     return result
 
 

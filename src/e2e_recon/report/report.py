@@ -38,6 +38,7 @@ from e2e_recon.report.page import SET_TITLES
 from e2e_recon.report.page import note as _note
 from e2e_recon.report.paired import paired_table
 from e2e_recon.report.pictures import grid_section, training_section
+from e2e_recon.report.suites import suites_html
 from e2e_recon.runs import get_logger, require_run_dir
 
 __all__ = ["SET_TITLES", "render_report", "save_grid_png", "write_report"]
@@ -169,7 +170,7 @@ def render_report(run_dir: Path) -> str:
     sections = [
         ("data", "Data and models", lambda: _data_section(run_dir, settings, metrics)),
         ("recon", "Reconstructions", lambda: grid_section(run_dir, settings)),
-        ("metrics", "Metrics", lambda: _metrics_section(metrics, metrics_note)),
+        ("metrics", "Metrics", lambda: _metrics_and_suites(run_dir, metrics, metrics_note)),
         ("training", "Training", lambda: training_section(run_dir)),
         ("snapshots", "Metric over snapshots", lambda: _snapshot_section(metrics)),
         ("config", "Configuration", lambda: _config_section(run_dir)),
@@ -225,6 +226,14 @@ def _data_section(run_dir: Path, settings: Mapping[str, Any], metrics: Metrics) 
     rows += [(k, html.escape(v).replace("\n", "<br>")) for k, v in statement.extra]
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in rows)
     return f'<dl class="facts">{items}</dl>'
+
+
+def _metrics_and_suites(run_dir: Path, metrics: Metrics, note: str) -> str:
+    """The default table, then the tables of the other evaluation suites that ran."""
+    suites = suites_html(run_dir / "recon")
+    if suites and not metrics.sets:  # only other suites were evaluated
+        return suites
+    return _metrics_section(metrics, note) + suites
 
 
 def _metrics_section(metrics: Metrics, note: str) -> str:
