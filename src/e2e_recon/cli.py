@@ -9,19 +9,24 @@ imported inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from e2e_recon import __version__
+from e2e_recon.cli_experiments import experiment_app
+from e2e_recon.cli_support import (
+    ConfigOpt,
+    DeviceOpt,
+    SetOpt,
+    console,
+    err_console,
+    state,
+    user_errors,
+)
 from e2e_recon.data.download import DOWNLOAD_HELP
-from e2e_recon.errors import ConfigError, E2EReconError
-from e2e_recon.fileio import WRITE_ERRNOS, output_error
+from e2e_recon.errors import ConfigError
 
 app = typer.Typer(
     name="e2e-recon",
@@ -31,41 +36,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-experiment_app = typer.Typer(
-    help="Run the paper's analyses: loss ablations and training-set size.", no_args_is_help=True
-)
 app.add_typer(experiment_app, name="experiment")
-
-console = Console()
-err_console = Console(stderr=True)
-_state = {"debug": os.environ.get("E2E_RECON_DEBUG", "") not in ("", "0")}
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(func: F) -> F:
-    """Print a project error as one line and exit 2 (traceback only with --debug)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except E2EReconError as exc:
-            if _state["debug"]:
-                raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-        except OSError as exc:  # a write the library did not wrap: still one line
-            if _state["debug"] or exc.errno not in WRITE_ERRNOS or not exc.filename:
-                raise
-            message = output_error(Path(str(exc.filename)).parent, exc)
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-        except KeyboardInterrupt as exc:  # a StoppedBySignal after SIGTERM carries 143
-            err_console.print("interrupted")
-            raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -82,17 +53,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     """End-to-end deep image reconstruction from brain activity (Shen et al. 2019)."""
-    _state["debug"] = _state["debug"] or debug
-
-
-ConfigOpt = Annotated[
-    str, typer.Option("--config", "-c", help="Preset name (paper, demo, small) or a YAML file.")
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", "-s", help="Override a config value: section.key=value (repeatable)."),
-]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+    state["debug"] = state["debug"] or debug
 
 
 @app.command()
@@ -508,73 +469,6 @@ def check_data(
     from e2e_recon.data.download import check_data_cli
 
     check_data_cli(subject, home=dest, images_dir=images, console=console)
-
-
-SimOpt = Annotated[
-    bool, typer.Option(help="Simulate a subject when the config names no training data.")
-]
-SimPresetOpt = Annotated[
-    str, typer.Option(help="Size of the simulated subject: demo, or tiny (seconds).")
-]
-QuickOpt = Annotated[bool, typer.Option(help="Smoke test: tiny subject, 60 iterations per run.")]
-ExperimentSeedOpt = Annotated[int, typer.Option(help="Seed of the subject, trainings, bootstrap.")]
-ExperimentRunsOpt = Annotated[Path, typer.Option(help="Parent of the experiment folder.")]
-
-
-@experiment_app.command("ablation")
-@user_errors
-def experiment_ablation(
-    config: ConfigOpt = "demo",
-    set_: SetOpt = None,
-    sim: SimOpt = True,
-    sim_preset: SimPresetOpt = "demo",
-    quick: QuickOpt = False,
-    seed: ExperimentSeedOpt = 0,
-    runs_dir: ExperimentRunsOpt = Path("runs"),
-) -> None:
-    """Train with all losses and without each one; one table and one plot.
-
-    Example: [bold]e2e-recon experiment ablation --config demo[/]  (or [bold]--quick[/])
-    """
-    from e2e_recon.experiments import run_ablation
-
-    path = run_ablation(
-        config, set_ or [], runs_dir=runs_dir, sim=sim, seed=seed, sim_preset=sim_preset,
-        quick=quick, console=console,
-    )  # fmt: skip
-    console.print(f"experiment folder: {path}")
-
-
-@experiment_app.command("train-size")
-@user_errors
-def experiment_train_size(
-    config: ConfigOpt = "demo",
-    set_: SetOpt = None,
-    sizes: Annotated[
-        str, typer.Option(help="Comma-separated numbers of training images (default n/8,n/4,n/2).")
-    ] = "",
-    sim: SimOpt = True,
-    sim_preset: SimPresetOpt = "demo",
-    quick: QuickOpt = False,
-    seed: ExperimentSeedOpt = 0,
-    runs_dir: ExperimentRunsOpt = Path("runs"),
-) -> None:
-    """Accuracy against the number of training images; one table and one plot.
-
-    Example: [bold]e2e-recon experiment train-size --sizes 100,200,400[/]
-    """
-    from e2e_recon.errors import ConfigError
-    from e2e_recon.experiments import run_train_size
-
-    try:
-        numbers = [int(s) for s in sizes.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--sizes {sizes!r}: give whole numbers separated by commas") from None
-    path = run_train_size(
-        config, set_ or [], sizes=numbers, runs_dir=runs_dir, seed=seed, sim=sim,
-        sim_preset=sim_preset, quick=quick, console=console,
-    )  # fmt: skip
-    console.print(f"experiment folder: {path}")
 
 
 def main() -> None:
