@@ -34,7 +34,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from e2e_recon.config import load_config
-from e2e_recon.device import cpu_info, resolve_device, resolve_precision
+from e2e_recon.device import (
+    allows_tf32,
+    cpu_info,
+    resolve_device,
+    resolve_precision,
+    tf32_mode,
+)
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator, center_crop
 from e2e_recon.nets.loading import load_comparator
@@ -53,6 +59,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--precision", default="auto", help="project step: auto | fp32 | bf16")
     parser.add_argument("--compile", action="store_true", help="project step with torch.compile")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 on CUDA with --precision fp32 (auto and bf16 allow it anyway)",
+    )
     parser.add_argument(
         "--preset",
         default="paper",
@@ -158,7 +169,16 @@ def _peak_rss_mb() -> float:
 
 
 def main(argv: list[str]) -> dict[str, object]:
+    """Run the benchmark; TF32 as a training run with this precision would have it."""
     args = _args(argv)
+    tf32 = args.tf32 or allows_tf32(args.precision)
+    with tf32_mode(tf32):
+        result = _run(args)
+    result["tf32"] = tf32 and str(result["device"]).startswith("cuda")
+    return result
+
+
+def _run(args: argparse.Namespace) -> dict[str, object]:
     if args.preset == "demo":
         args.skip_reference = True  # the reference step is the paper's architecture
         args.voxels = 3_000 if args.voxels == 15_000 else args.voxels
