@@ -10,6 +10,12 @@ pass on real and fake together, discriminator weights frozen in the generator
 pass). The reference is a plain implementation of the same iteration kept here:
 float32, eager, default memory format, default Adam.
 
+``--preset demo`` times the demo's step instead (configs/demo.yaml: 64 px, EfficientNet-Lite0
+comparator, batch 32, 3,000 voxels; no reference). FLOPs are counted with torch's
+``FlopCounterMode`` (convolutions and matrix products, forward and backward);
+``--peak-tflops`` (the device's datasheet peak for the precision used) adds the
+fraction of peak reached.
+
 Prints one JSON object. Quick run: ``python benchmarks/train_step.py --batch 8 --iters 2``.
 """
 
@@ -25,9 +31,16 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from e2e_recon.config import load_config
-from e2e_recon.device import cpu_info, resolve_device, resolve_precision
+from e2e_recon.device import (
+    allows_tf32,
+    cpu_info,
+    resolve_device,
+    resolve_precision,
+    tf32_mode,
+)
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator, center_crop
 from e2e_recon.nets.loading import load_comparator
@@ -46,13 +59,32 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--precision", default="auto", help="project step: auto | fp32 | bf16")
     parser.add_argument("--compile", action="store_true", help="project step with torch.compile")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 on CUDA with --precision fp32 (auto and bf16 allow it anyway)",
+    )
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        choices=("paper", "demo"),
+        help="paper: 227 px, CaffeNet-sized random comparator; demo: 64 px, configs/demo.yaml",
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=0.0,
+        help="the device's peak for this precision (datasheet); prints the fraction reached",
+    )
     return parser.parse_args(argv)
 
 
-def _batch(batch: int, voxels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    batch: int, voxels: int, device: torch.device, crop: int = 227
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, voxels, generator=g)  # (B, V)
-    real = torch.rand(batch, 3, 227, 227, generator=g) * 255 - 117  # (B, 3, 227, 227)
+    real = torch.rand(batch, 3, crop, crop, generator=g) * 255 - 117  # (B, 3, crop, crop)
     return x.to(device), real.to(device)
 
 
@@ -75,10 +107,11 @@ def _time(step: Callable[[], None], iters: int, device: torch.device) -> list[fl
 
 def project_step(args: argparse.Namespace, device: torch.device) -> tuple[Callable[[], None], str]:
     """The project's training step with its defaults."""
+    overrides = ["model.comparator=random-caffenet"] if args.preset == "paper" else []
     cfg = load_config(
-        "paper",
+        args.preset,
         [
-            "model.comparator=random-caffenet",
+            *overrides,
             f"train.precision={args.precision}",
             f"train.compile={str(args.compile).lower()}",
             f"train.batch_size={args.batch}",
@@ -88,9 +121,9 @@ def project_step(args: argparse.Namespace, device: torch.device) -> tuple[Callab
     nets = build_nets(cfg, args.voxels, device, DistInfo())
     opt = build_optimisers(cfg, nets, device)
     dtype = resolve_precision(cfg.train.precision, device)
-    settings = StepSettings(227, ("pool5",), device, dtype)
+    settings = StepSettings(cfg.data.crop_px, tuple(cfg.model.feature_layers), device, dtype)
     weights = losses.LossWeights()
-    x, real = _batch(args.batch, args.voxels, device)
+    x, real = _batch(args.batch, args.voxels, device, cfg.data.crop_px)
     real = real.contiguous(memory_format=torch.channels_last)
     both = BalanceState(train_d=True, train_g=True)
 
@@ -136,9 +169,29 @@ def _peak_rss_mb() -> float:
 
 
 def main(argv: list[str]) -> dict[str, object]:
+    """Run the benchmark; TF32 as a training run with this precision would have it."""
     args = _args(argv)
+    tf32 = args.tf32 or allows_tf32(args.precision)
+    with tf32_mode(tf32):
+        result = _run(args)
+    result["tf32"] = tf32 and str(result["device"]).startswith("cuda")
+    return result
+
+
+def _run(args: argparse.Namespace) -> dict[str, object]:
+    if args.preset == "demo":
+        args.skip_reference = True  # the reference step is the paper's architecture
+        args.voxels = 3_000 if args.voxels == 15_000 else args.voxels
     device = resolve_device(args.device)
     step, precision = project_step(args, device)
+    started = time.perf_counter()
+    step()  # first call: allocations, kernel choice and, with --compile, compilation
+    _sync(device)
+    first_s = time.perf_counter() - started
+    # Counted in eager mode (the same FLOPs): a dispatch mode inside compiled code would
+    # make it recompile.
+    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as flops:
+        step()
     times = _time(step, args.iters, device)
     peak_project = _peak_rss_mb()
     cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
@@ -147,14 +200,18 @@ def main(argv: list[str]) -> dict[str, object]:
         "benchmark": "train_step",
         "batch": args.batch,
         "voxels": args.voxels,
-        "crop_px": 227,
+        "crop_px": 64 if args.preset == "demo" else 227,
         "device": str(device),
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         "precision": precision,
         "compile": args.compile,
         "iters_timed": args.iters,
+        "preset": args.preset,
+        "first_iter_s": round(first_s, 1),
         "ms_per_iter": round(statistics.median(times), 1),
         "ms_per_iter_all": [round(t, 1) for t in times],
+        "gflop_per_iter": round(flops.get_total_flops() / 1e9, 2),
+        "tflops": round(flops.get_total_flops() / statistics.median(times) / 1e9, 3),
         "peak_rss_mb": round(peak_project, 1),
         "cuda_peak_allocated_mb": round(cuda_peak, 1) if cuda_peak is not None else None,
     }
@@ -164,6 +221,8 @@ def main(argv: list[str]) -> dict[str, object]:
         result["reference_ms_per_iter_all"] = [round(t, 1) for t in ref_times]
         result["speedup"] = round(statistics.median(ref_times) / statistics.median(times), 2)
         result["peak_rss_mb_with_reference"] = round(_peak_rss_mb(), 1)
+    if args.peak_tflops > 0:
+        result["fraction_of_peak"] = round(float(str(result["tflops"])) / args.peak_tflops, 3)
     result.update(cpu_info())
     return result
 

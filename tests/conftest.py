@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from e2e_recon.config import Config, load_config
 from e2e_recon.device import torch_threads
@@ -27,6 +28,25 @@ TINY_RUN_OVERRIDES = (
     "train.precision=fp32",
     "recon.batch_size=16",
 )
+
+
+#: The devices a ``gpu``-marked test runs on: the CPU always, CUDA where there is one.
+DEVICES = (
+    pytest.param("cpu", marks=pytest.mark.gpu),
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
+        ],
+    ),
+)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Each available device in turn (tests that take it are marked ``gpu``)."""
+    return torch.device(request.param)
 
 
 @pytest.fixture(scope="session", autouse=True)

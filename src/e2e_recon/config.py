@@ -44,6 +44,9 @@ class DataConfig:
     # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
     # read in order and wrapped (the published LMDB)
     sampling: str = "random"
+    # Where the training set is held during training: auto (on the training device when it
+    # fits in a share of its free memory, else host memory), device, or host
+    placement: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,9 @@ import torch
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.home import image_cache_dir
-from e2e_recon.data.images import (
-    cached_bgr_images,
-    crops_bgr_uint8_to_caffe,
-    find_image_files,
-)
+from e2e_recon.data.images import cached_bgr_images, find_image_files
 from e2e_recon.data.labels import id_to_name, stimulus_ids_of
+from e2e_recon.data.sampler import CropSampler  # re-exported: batches of a TrainingSet
 from e2e_recon.errors import DataError
 
 __all__ = [
@@ -418,69 +415,3 @@ def _mismatch(path: PathLike, roi: str, got: int, expected: int) -> DataError:
         f"model's statistics) has {expected}. Test and training files must come from the same "
         "subject and use the same ROI."
     )
-
-
-class CropSampler:
-    """Random training batches: z-scored voxels and random crops in Caffe space.
-
-    Crops are sliced from the memory-mapped uint8 cache and converted in one batched
-    pass (see :func:`e2e_recon.data.images.crops_bgr_uint8_to_caffe` for why slices
-    beat a batched gather here). Offsets are uniform; there is no mirroring.
-
-    Parameters
-    ----------
-    training_set : TrainingSet
-    crop_px : int
-        Crop side (227 in the paper, from 248-px images).
-    """
-
-    def __init__(self, training_set: TrainingSet, crop_px: int = 227) -> None:
-        size = training_set.images.shape[1]
-        if crop_px > size:
-            raise DataError(f"crop_px={crop_px} is larger than the {size}-px cached images.")
-        self.crop_px = crop_px
-        self.max_offset = size - crop_px
-        self.voxels = torch.from_numpy(np.ascontiguousarray(training_set.voxels))  # (N, V)
-        self.image_index = torch.from_numpy(training_set.image_index)  # (N,)
-        self.images = torch.from_numpy(training_set.images)  # (M, S, S, 3) uint8, memory-mapped
-
-    def __len__(self) -> int:
-        return int(self.voxels.shape[0])
-
-    def sample(
-        self, batch_size: int, generator: torch.Generator, rows: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``batch_size`` samples uniformly with replacement, or take ``rows``.
-
-        Returns
-        -------
-        voxels : Tensor, shape (B, V), float32
-        crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
-        """
-        rows, crops = self.draw(batch_size, generator, rows)
-        return self.voxels[rows], crops
-
-    def draw(
-        self, batch_size: int, generator: torch.Generator, rows: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample rows uniformly with replacement and cut a random crop of each one's image.
-
-        Parameters
-        ----------
-        rows : Tensor, shape (B,), int64, optional
-            The rows to use instead of drawing them (``data.sampling: epoch``); the
-            crop offsets are still drawn from ``generator``.
-
-        Returns
-        -------
-        rows : Tensor, shape (B,), int64, rows of ``voxels``
-        crops : Tensor, shape (B, 3, crop, crop), float32, Caffe space
-        """
-        if rows is None:
-            rows = torch.randint(len(self), (batch_size,), generator=generator)  # (B,)
-        offsets = torch.randint(self.max_offset + 1, (2, batch_size), generator=generator)
-        return rows, self.crops(self.image_index[rows], offsets[0], offsets[1])
-
-    def crops(self, images: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor:
-        """Crops of images ``images`` (B,) at offsets ``tops``, ``lefts`` (B,), in Caffe space."""
-        return crops_bgr_uint8_to_caffe(self.images, images, tops, lefts, self.crop_px)

@@ -247,32 +247,47 @@ def crops_bgr_uint8_to_caffe(
     lefts: torch.Tensor,
     crop_px: int,
 ) -> torch.Tensor:
-    """Cut crops from BGR uint8 images and convert them to Caffe space.
+    """Cut crops from BGR uint8 images and convert them to Caffe space, on the images' device.
 
-    The crops are copied as uint8 (a slice copy per crop: contiguous rows, cheap),
-    then converted with one batched ``torch.sub`` into a float32 channels-first
-    batch. On random (cache-cold) access this measured 1.5-2.5x faster than
-    converting each crop separately and faster than a batched advanced-index or
-    ``torch.gather``; the conversion pass over the float batch is the main cost.
+    Two batched operations wherever ``images`` lives (CPU memory, a memory-mapped
+    cache, or a GPU): one advanced index into a strided view of every possible crop
+    window (no Python loop, no copy of the images), then one subtraction that writes
+    float32 directly. The result is channels-last in memory (a permuted view of the
+    (B, crop, crop, 3) batch), which is the layout the networks train in
+    (``train.channels_last``); callers that need NCHW-contiguous data call
+    ``.contiguous()``. The channel means are tiled along each pixel row so that the
+    subtraction runs over rows of ``crop * 3`` values rather than pixels of 3, which
+    measured 1.5-2x faster on CPU.
 
     Parameters
     ----------
     images : Tensor, shape (M, S, S, 3), uint8, BGR (may be memory-mapped)
-    rows, tops, lefts : Tensor, shape (B,), int64
+    rows, tops, lefts : Tensor, shape (B,), int64, on any device
         Image index and top-left corner of each crop.
     crop_px : int
 
     Returns
     -------
-    Tensor, shape (B, 3, crop_px, crop_px), float32, Caffe space
+    Tensor, shape (B, 3, crop_px, crop_px), float32, Caffe space, channels-last memory,
+    on ``images.device``
     """
-    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32).view(1, 3, 1, 1)
-    c = crop_px
-    coords = zip(rows.tolist(), tops.tolist(), lefts.tolist(), strict=True)
-    picked = torch.stack([images[i, y : y + c, x : x + c] for i, y, x in coords])  # (B, c, c, 3)
-    out = torch.empty((picked.shape[0], 3, c, c), dtype=torch.float32)  # (B, 3, crop, crop)
-    torch.sub(picked.permute(0, 3, 1, 2), mean, out=out)  # BGR minus the channel means
-    return out
+    device, c = images.device, crop_px
+    m, s_y, s_x, _ = images.shape
+    st = images.stride()
+    # windows[i, y, x] is the crop of image i at (y, x), rows of c pixels * 3 channels
+    # (requires each pixel's 3 channels to be adjacent, as in the cache).
+    if st[3] != 1 or st[2] != 3:
+        images = images.contiguous()
+        st = images.stride()
+    windows = images.as_strided(
+        (m, s_y - c + 1, s_x - c + 1, c, c * 3),
+        (st[0], st[1], st[2], st[1], 1),
+        images.storage_offset(),
+    )  # (M, S - c + 1, S - c + 1, c, c * 3), a view
+    picked = windows[rows.to(device), tops.to(device), lefts.to(device)]  # (B, c, c * 3) uint8
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32, device=device).repeat(c)  # (c*3,)
+    out = torch.sub(picked, mean)  # (B, c, c * 3) float32
+    return out.view(-1, c, c, 3).permute(0, 3, 1, 2)  # (B, 3, c, c), channels-last memory
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import torch
 
 from e2e_recon.config import Config, to_dict
+from e2e_recon.data.sampler import choose_data_device, training_set_bytes
 from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
 from e2e_recon.errors import TrainingError
 from e2e_recon.fileio import reporting_write_errors
@@ -160,9 +161,14 @@ def _prepare(
     if info.is_main and validating:
         validator = Validator(data.val, cfg.data.crop_px, layers)
     t = cfg.train
+    # The training set on the training device when it fits there (batches are cut there).
+    data_device, where = choose_data_device(training_set_bytes(data), device, cfg.data.placement)
+    if info.is_main:
+        get_logger().info(where)
     sampler = make_sampler(
-        data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob
-    )
+        data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob,
+        data_device,
+    )  # fmt: skip
     return RunState(
         cfg=cfg,
         run_dir=run_dir,
@@ -289,9 +295,9 @@ def _batch(run: RunState) -> tuple[torch.Tensor, torch.Tensor]:
     device = run.settings.device
     voxels = voxels.to(device, non_blocking=True)  # (B, V)
     real = real.to(device, non_blocking=True)  # (B, 3, crop, crop)
-    if run.cfg.train.channels_last:
-        real = real.contiguous(memory_format=torch.channels_last)
-    return voxels, real
+    # The sampler's crops are channels-last already; NCHW when the networks are not.
+    memory_format = torch.channels_last if run.cfg.train.channels_last else torch.contiguous_format
+    return voxels, real.contiguous(memory_format=memory_format)
 
 
 def _reduce_terms(

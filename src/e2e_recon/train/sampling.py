@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from e2e_recon.data.dataset import CropSampler
+from e2e_recon.data.sampler import CropSampler
 from e2e_recon.errors import CheckpointError
 
 
@@ -42,10 +42,20 @@ class PresentationAveragingSampler:
         scale follows the number actually averaged).
     prob : float
         Probability that a sample is averaged; otherwise it stays one presentation.
+    device : torch.device, optional
+        Where the set is held and batches are made, as in ``CropSampler`` (the draws
+        stay on the CPU, so the batches do not depend on it).
     """
 
-    def __init__(self, training_set: Any, crop_px: int, k: int, prob: float = 1.0) -> None:
-        self.crops_from = CropSampler(training_set, crop_px)
+    def __init__(
+        self,
+        training_set: Any,
+        crop_px: int,
+        k: int,
+        prob: float = 1.0,
+        device: torch.device | None = None,
+    ) -> None:
+        self.crops_from = CropSampler(training_set, crop_px, device)
         self.k, self.prob = int(k), float(prob)
         index = np.asarray(training_set.image_index, dtype=np.int64)  # (N,)
         counts = np.bincount(index, minlength=int(index.max()) + 1)  # (M,)
@@ -79,6 +89,7 @@ class PresentationAveragingSampler:
         base = self.crops_from
         rows, crops = base.draw(batch_size, generator, rows)  # (B,), (B, 3, crop, crop)
         chosen, n_used = self.choose_presentations(base.image_index[rows], generator)
+        chosen, n_used = chosen.to(base.device), n_used.to(base.device)  # drawn on the CPU
         picked = base.voxels[chosen.clamp(min=0)]  # (B, R_max, V)
         mask = (chosen >= 0).unsqueeze(-1).to(picked.dtype)  # (B, R_max, 1)
         voxels = (picked * mask).sum(dim=1) / n_used.sqrt().unsqueeze(-1)  # sqrt(n) * mean
@@ -106,11 +117,21 @@ class PresentationAveragingSampler:
         return chosen, n_used.float()
 
 
-def make_sampler(training_set: Any, crop_px: int, k: int, prob: float = 1.0) -> Any:
-    """The published :class:`CropSampler` for ``k == 1``, else presentation averaging."""
+def make_sampler(
+    training_set: Any,
+    crop_px: int,
+    k: int,
+    prob: float = 1.0,
+    device: torch.device | None = None,
+) -> Any:
+    """The published :class:`CropSampler` for ``k == 1``, else presentation averaging.
+
+    ``device`` is where the set is held and batches are made (default CPU; see
+    :func:`e2e_recon.data.sampler.choose_data_device`).
+    """
     if k <= 1:
-        return CropSampler(training_set, crop_px)
-    return PresentationAveragingSampler(training_set, crop_px, k, prob)
+        return CropSampler(training_set, crop_px, device)
+    return PresentationAveragingSampler(training_set, crop_px, k, prob, device)
 
 
 SAMPLING_MODES = ("random", "epoch")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from e2e_recon.config import Config
+from e2e_recon.data.sampler import PLACEMENTS
 from e2e_recon.errors import ConfigError
 from e2e_recon.train.balance import BalanceThresholds
 from e2e_recon.train.losses import LossWeights, normalised_weights
@@ -51,6 +52,11 @@ def check_supported(cfg: Config) -> None:
         raise ConfigError(
             f"data.sampling={cfg.data.sampling!r}; use one of {', '.join(SAMPLING_MODES)} "
             "(epoch: one fixed shuffled order, as published; random: drawn with replacement)"
+        )
+    if cfg.data.placement not in PLACEMENTS:
+        raise ConfigError(
+            f"data.placement={cfg.data.placement!r}; use one of {', '.join(PLACEMENTS)} (auto: "
+            "on the training device when the set fits there, else in host memory)"
         )
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction}; use 0 <= fraction < 1")
