@@ -44,6 +44,9 @@ class DataConfig:
     # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
     # read in order and wrapped (the published LMDB)
     sampling: str = "random"
+    # auto: grey when every training stimulus is greyscale; rgb or grey force the mode
+    # (grey: luminance targets, exactly grey generator output, greyscale reconstructions)
+    colour: str = "auto"
 
 
 @dataclass(frozen=True)

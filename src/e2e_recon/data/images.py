@@ -93,6 +93,72 @@ def rgb_tensor_to_caffe(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
+# Greyscale: luminance with the ITU-R BT.601 weights, as Pillow's convert("L")
+# --------------------------------------------------------------------------------------------
+
+#: Luma weights of ITU-R BT.601 (R, G, B), the ones Pillow's ``convert("L")`` uses.
+LUMA_WEIGHTS_RGB: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+def grey_uint8(images: np.ndarray, order: str = "bgr") -> np.ndarray:
+    """Luminance of channels-last uint8 images, repeated in all three channels.
+
+    Pillow's integer arithmetic (``convert("L")``: weights 19595, 38470, 7471 out of
+    65536, rounded), so a colour stimulus becomes exactly the grey image Pillow makes.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., H, W, 3), uint8
+    order : "bgr" (the image cache) or "rgb"
+
+    Returns
+    -------
+    ndarray, shape (..., H, W, 3), uint8, three equal channels
+    """
+    x = np.asarray(images, dtype=np.uint32)
+    if order == "bgr":
+        x = x[..., ::-1]  # (..., H, W, 3) RGB
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    luma = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)  # (..., H, W)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def grey_float(images: np.ndarray) -> np.ndarray:
+    """Luminance of channels-last RGB float images (any scale), repeated in three channels.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., H, W, 3), RGB
+
+    Returns
+    -------
+    ndarray, shape (..., H, W, 3), float64, three equal channels
+    """
+    luma = np.asarray(images, dtype=np.float64) @ np.asarray(LUMA_WEIGHTS_RGB)  # (..., H, W)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def grey_caffe_tensor(x: torch.Tensor) -> torch.Tensor:
+    """The nearest exactly grey image of a Caffe-space batch: equal B, G and R values.
+
+    Each pixel's three 0-255 values are replaced by their mean; differentiable. A
+    grey image has different values in Caffe space (each channel minus its own
+    mean), which is why this cannot be a plain mean over the channels.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, 3, H, W), BGR, mean-subtracted
+
+    Returns
+    -------
+    Tensor, shape (B, 3, H, W), Caffe space, B = G = R once the means are added back
+    """
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    level = (x + mean).mean(dim=1, keepdim=True)  # (B, 1, H, W), 0-255 scale
+    return level - mean  # (B, 3, H, W)
+
+
+# --------------------------------------------------------------------------------------------
 # Loading, resizing and cropping (uint8 images, channels last)
 # --------------------------------------------------------------------------------------------
 
