@@ -174,6 +174,8 @@ def sklearn_ridge(training: Any, voxels: np.ndarray, geometry: Any, test: Any, o
     from e2e_recon.recon.reconstruct import write_set
 
     crops = geometry.target_crops(np.asarray(training.images))[..., ::-1]  # (M, c, c, 3) RGB
+    if geometry.colour == "grey":  # a grey run: its luminance, one channel, as the ridge's
+        crops = crops[..., :1]
     targets = crops.reshape(len(crops), -1).astype(np.float64)[training.image_index]  # (N, D)
     model = RidgeCV(alphas=np.logspace(0, 7, 15)).fit(voxels.astype(np.float64), targets)
     pred = model.predict(test.voxels.astype(np.float64)).reshape(-1, *crops.shape[1:])

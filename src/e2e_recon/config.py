@@ -47,6 +47,9 @@ class DataConfig:
     # Where the training set is held during training: auto (on the training device when it
     # fits in a share of its free memory, else host memory), device, or host
     placement: str = "auto"
+    # auto: grey when every training stimulus is greyscale; rgb or grey force the mode
+    # (grey: luminance targets, exactly grey generator output, greyscale reconstructions)
+    colour: str = "auto"
 
 
 @dataclass(frozen=True)

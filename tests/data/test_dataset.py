@@ -10,6 +10,7 @@ import torch
 from subject_factory import make_subject, stimulus_ids, write_fmri
 
 from e2e_recon.config import load_config, with_overrides
+from e2e_recon.data import image_files
 from e2e_recon.data import images as im
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import (
@@ -42,7 +43,7 @@ def test_training_pairs_and_zscore(subject: dict[str, Path]) -> None:
     ids = stimulus_ids_of(bd)
     np.testing.assert_array_equal(ts.stimulus_ids[ts.image_index], ids)  # each sample's image
     assert ts.stimulus_names == [id_to_name(i) for i in ts.stimulus_ids]
-    paths = im.find_image_files(subject["train_images"], ts.stimulus_names)
+    paths = image_files.find_image_files(subject["train_images"], ts.stimulus_names)
     for k, path in enumerate(paths):
         np.testing.assert_array_equal(ts.images[k], im.load_image(path, 16)[..., ::-1])  # BGR
     assert ts.val is None

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from subject_factory import stimulus_ids, write_images
 
+from e2e_recon.data import image_files
 from e2e_recon.data import images as im
 from e2e_recon.errors import DataError
 
@@ -63,31 +64,31 @@ def test_find_image_files_reports_missing(tmp_path: Path) -> None:
     ids = stimulus_ids(3)
     write_images(tmp_path, ids[:2])
     with pytest.raises(DataError, match=r"n03000001_3 \(expected .*n03000001_3.JPEG\)"):
-        im.find_image_files(tmp_path, ["n01518878_1", "n02084071_2", "n03000001_3"])
+        image_files.find_image_files(tmp_path, ["n01518878_1", "n02084071_2", "n03000001_3"])
 
 
 def test_cache_written_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = write_images(tmp_path / "img", stimulus_ids(4))
-    first = im.cached_bgr_images(paths, 12, tmp_path / "cache")
+    first = image_files.cached_bgr_images(paths, 12, tmp_path / "cache")
     assert isinstance(first, np.memmap) and first.shape == (4, 12, 12, 3)
     np.testing.assert_array_equal(first[0], im.load_image(paths[0], 12)[..., ::-1])
 
     def no_decoding(*args: object) -> None:
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(im, "load_image", no_decoding)
-    again = im.cached_bgr_images(paths, 12, tmp_path / "cache")
+    monkeypatch.setattr(image_files, "load_image", no_decoding)
+    again = image_files.cached_bgr_images(paths, 12, tmp_path / "cache")
     np.testing.assert_array_equal(again, first)
     assert len(list((tmp_path / "cache").iterdir())) == 1
     with pytest.raises(AssertionError):  # new settings -> new key -> decodes
-        im.cached_bgr_images(paths, 14, tmp_path / "cache")
+        image_files.cached_bgr_images(paths, 14, tmp_path / "cache")
 
 
 def test_interrupted_cache_leaves_nothing(tmp_path: Path) -> None:
     paths = write_images(tmp_path / "img", stimulus_ids(3))
     paths[1].write_bytes(b"garbage")
     with pytest.raises(DataError, match=paths[1].name):
-        im.cached_bgr_images(paths, 12, tmp_path / "cache")
+        image_files.cached_bgr_images(paths, 12, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -162,20 +163,20 @@ def test_one_stimulus_under_two_extensions_is_an_error(tmp_path: Path) -> None:
     name = next(p.stem for p in sorted(folder.iterdir()) if p.suffix == ".JPEG")
     Image.new("RGB", (4, 4)).save(folder / f"{name}.png")
     with pytest.raises(DataError, match=rf"{name}\.JPEG and .*{name}\.png"):
-        im.find_image_files(folder, [name])
+        image_files.find_image_files(folder, [name])
     deeper = tmp_path / "img2"
     write_images(deeper, stimulus_ids(1))
     only = next(deeper.iterdir())
     (deeper / "sub").mkdir()
     Image.new("RGB", (4, 4)).save(deeper / "sub" / f"{only.stem}.png")
-    assert im.find_image_files(deeper, [only.stem]) == [only]  # the shallower file wins
+    assert image_files.find_image_files(deeper, [only.stem]) == [only]  # the shallower file wins
 
 
 def test_cache_file_mode_follows_the_umask(tmp_path: Path) -> None:
     paths = write_images(tmp_path / "img", stimulus_ids(2))
     old = os.umask(0o022)
     try:
-        im.cached_bgr_images(paths, 8, tmp_path / "cache")
+        image_files.cached_bgr_images(paths, 8, tmp_path / "cache")
     finally:
         os.umask(old)
     (cache,) = (tmp_path / "cache").iterdir()

@@ -29,7 +29,7 @@ import torch
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.home import image_cache_dir
-from e2e_recon.data.images import cached_bgr_images, find_image_files
+from e2e_recon.data.image_files import cached_bgr_images, find_image_files
 from e2e_recon.data.labels import id_to_name, stimulus_ids_of
 from e2e_recon.data.sampler import CropSampler  # re-exported: batches of a TrainingSet
 from e2e_recon.errors import DataError

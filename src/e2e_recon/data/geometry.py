@@ -26,6 +26,8 @@ from e2e_recon.fileio import atomic_write_text
 
 GEOMETRY_FILE = "geometry.json"
 GEOMETRY_FORMAT = "e2e-recon/geometry"
+#: Colour modes a geometry records (``data.colour: auto`` is resolved by training).
+GEOMETRY_COLOURS = ("rgb", "grey")
 #: Where a geometry came from when nothing recorded one.
 PAPER_SOURCE = "the paper's defaults (no geometry.json beside the reconstructions)"
 
@@ -41,7 +43,8 @@ class ImageGeometry:
     crop_px : int
         Then centre-cropped to this: the region a reconstruction depicts.
     colour : str
-        ``"rgb"``: targets are 3-channel colour images.
+        ``"rgb"``: targets are 3-channel colour images; ``"grey"``: luminance (ITU-R
+        BT.601, as Pillow's ``convert("L")``), reconstructions and scores in grey.
     resolution_px : int or None
         Common resolution of the second pixel-identification figure.
     source : str
@@ -60,12 +63,17 @@ class ImageGeometry:
                 f"image geometry: resize {self.image_size_px} px, crop {self.crop_px} px; the "
                 "crop must be at least 1 px and at most the resized size"
             )
+        if self.colour not in GEOMETRY_COLOURS:
+            raise DataError(
+                f"image geometry: colour {self.colour!r}; expected one of {GEOMETRY_COLOURS}"
+            )
 
     @classmethod
     def from_config(cls, cfg: Any, source: str = "the run's config") -> ImageGeometry:
         """The geometry of a :class:`~e2e_recon.config.Config` (``data`` and ``eval``)."""
         resolution = int(cfg.eval.resolution_px) or None
-        return cls(int(cfg.data.image_size_px), int(cfg.data.crop_px), "rgb", resolution, source)
+        colour = _recorded_colour(getattr(cfg.data, "colour", "rgb"))
+        return cls(int(cfg.data.image_size_px), int(cfg.data.crop_px), colour, resolution, source)
 
     @classmethod
     def from_config_dict(cls, raw: dict[str, Any], source: str) -> ImageGeometry:
@@ -75,7 +83,7 @@ class ImageGeometry:
         return cls(
             int(data.get("image_size_px", defaults.image_size_px)),
             int(data.get("crop_px", defaults.crop_px)),
-            "rgb",
+            _recorded_colour(data.get("colour", "rgb")),
             int(evaluation.get("resolution_px", defaults.resolution_px or 0)) or None,
             source,
         )
@@ -114,6 +122,16 @@ class ImageGeometry:
         return {"format": GEOMETRY_FORMAT, "version": 1, **asdict(self)}
 
 
+def _recorded_colour(setting: Any) -> str:
+    """``grey`` for a config that trained in grey; ``rgb`` otherwise.
+
+    Training writes the resolved mode into the run's config; ``auto`` is left only in
+    configs that never trained (and in those of runs older than ``data.colour``), whose
+    generators output colour.
+    """
+    return "grey" if setting == "grey" else "rgb"
+
+
 def write_geometry(folder: Path, geometry: ImageGeometry) -> Path:
     """Write ``folder/geometry.json`` atomically; return its path."""
     path = Path(folder) / GEOMETRY_FILE
@@ -137,7 +155,7 @@ def read_geometry(folder: Path) -> ImageGeometry | None:
             int(raw["resolution_px"]) if raw.get("resolution_px") else None,
             f"{path}",
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, DataError) as exc:
         raise DataError(
             f"{path}: not a geometry record ({exc}); rerun 'e2e-recon reconstruct' or delete it "
             "and pass --image-size-px and --crop-px to 'e2e-recon evaluate'"

@@ -8,21 +8,14 @@ B 104, G 117, R 123.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
-from e2e_recon.fileio import new_file_mode
 
 #: Per-channel means subtracted in Caffe space, in BGR order.
 CAFFE_MEAN_BGR: tuple[float, float, float] = (104.0, 117.0, 123.0)
@@ -90,6 +83,72 @@ def rgb_tensor_to_caffe(x: torch.Tensor) -> torch.Tensor:
     """
     mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x.flip(1) - mean
+
+
+# --------------------------------------------------------------------------------------------
+# Greyscale: luminance with the ITU-R BT.601 weights, as Pillow's convert("L")
+# --------------------------------------------------------------------------------------------
+
+#: Luma weights of ITU-R BT.601 (R, G, B), the ones Pillow's ``convert("L")`` uses.
+LUMA_WEIGHTS_RGB: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+def grey_uint8(images: np.ndarray, order: str = "bgr") -> np.ndarray:
+    """Luminance of channels-last uint8 images, repeated in all three channels.
+
+    Pillow's integer arithmetic (``convert("L")``: weights 19595, 38470, 7471 out of
+    65536, rounded), so a colour stimulus becomes exactly the grey image Pillow makes.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., H, W, 3), uint8
+    order : "bgr" (the image cache) or "rgb"
+
+    Returns
+    -------
+    ndarray, shape (..., H, W, 3), uint8, three equal channels
+    """
+    x = np.asarray(images, dtype=np.uint32)
+    if order == "bgr":
+        x = x[..., ::-1]  # (..., H, W, 3) RGB
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    luma = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)  # (..., H, W)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def grey_float(images: np.ndarray) -> np.ndarray:
+    """Luminance of channels-last RGB float images (any scale), repeated in three channels.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., H, W, 3), RGB
+
+    Returns
+    -------
+    ndarray, shape (..., H, W, 3), float64, three equal channels
+    """
+    luma = np.asarray(images, dtype=np.float64) @ np.asarray(LUMA_WEIGHTS_RGB)  # (..., H, W)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def grey_caffe_tensor(x: torch.Tensor) -> torch.Tensor:
+    """The nearest exactly grey image of a Caffe-space batch: equal B, G and R values.
+
+    Each pixel's three 0-255 values are replaced by their mean; differentiable. A
+    grey image has different values in Caffe space (each channel minus its own
+    mean), which is why this cannot be a plain mean over the channels.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, 3, H, W), BGR, mean-subtracted
+
+    Returns
+    -------
+    Tensor, shape (B, 3, H, W), Caffe space, B = G = R once the means are added back
+    """
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    level = (x + mean).mean(dim=1, keepdim=True)  # (B, 1, H, W), 0-255 scale
+    return level - mean  # (B, 3, H, W)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,150 +347,3 @@ def crops_bgr_uint8_to_caffe(
     mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32, device=device).repeat(c)  # (c*3,)
     out = torch.sub(picked, mean)  # (B, c, c * 3) float32
     return out.view(-1, c, c, 3).permute(0, 3, 1, 2)  # (B, 3, c, c), channels-last memory
-
-
-# --------------------------------------------------------------------------------------------
-# Stimulus folders and the preprocessed-image cache
-# --------------------------------------------------------------------------------------------
-
-#: Bumped whenever the cached pixels would change for the same inputs.
-_CACHE_FORMAT = 2  # 2: 16-bit greyscale images scaled instead of clipped
-
-
-def find_image_files(images_dir: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
-    """Find the image file of each stimulus name (``<name>.<any image extension>``).
-
-    The folder is searched with its subfolders (the data home keeps
-    ``images/{training,test,artificial,letters}/``); hidden folders such as the
-    image cache are skipped, and a file directly in the folder wins over one deeper.
-    Two files of one stimulus at the same depth (``x.JPEG`` and ``x.png``) are an
-    error: which one is meant cannot be guessed.
-
-    Parameters
-    ----------
-    images_dir : str or Path
-    names : sequence of str
-        Stimulus names, for example ``["n01518878_5958", ...]``.
-
-    Returns
-    -------
-    list of Path, one per name
-
-    Raises
-    ------
-    DataError
-        If the folder is missing, or any name has no file (the message names the
-        missing labels and the file names expected, ``<name>.JPEG``), or a name has two files
-        at the same depth (the message names both).
-    """
-    folder = Path(images_dir)
-    if not folder.is_dir():
-        raise DataError(f"Image folder not found: {folder}.")
-    by_stem = _index_image_files(folder)
-    missing = [n for n in names if n not in by_stem]
-    if missing:
-        shown = ", ".join(f"{n} (expected {folder / (n + '.JPEG')})" for n in missing[:5])
-        raise DataError(
-            f"{len(missing)} of {len(names)} stimuli have no image file in {folder}: {shown}"
-            f"{' ...' if len(missing) > 5 else ''}. Put the stimulus images there, named by "
-            "stimulus (any image extension)."
-        )
-    _refuse_ambiguous(names, by_stem)
-    return [by_stem[n][0] for n in names]
-
-
-def _refuse_ambiguous(names: Sequence[str], by_stem: dict[str, list[Path]]) -> None:
-    """One stimulus with two files at the same depth (``x.JPEG`` and ``x.png``) is an error."""
-    ambiguous = [n for n in dict.fromkeys(names) if len({p.name for p in by_stem[n]}) > 1]
-    if ambiguous:
-        shown = "; ".join(" and ".join(str(p) for p in by_stem[n]) for n in ambiguous[:5])
-        raise DataError(
-            f"{len(ambiguous)} stimuli have more than one image file: {shown}"
-            f"{' ...' if len(ambiguous) > 5 else ''}. Keep one file per stimulus."
-        )
-
-
-def _index_image_files(folder: Path) -> dict[str, list[Path]]:
-    """Map file stem -> image files under ``folder`` with that stem, at its shallowest depth."""
-    by_stem: dict[str, list[Path]] = {}
-    depth_of: dict[str, int] = {}
-    for root, dirs, files in sorted(os.walk(folder), key=lambda item: item[0].count(os.sep)):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        depth = root.count(os.sep)
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if depth_of.setdefault(path.stem, depth) == depth:
-                by_stem.setdefault(path.stem, []).append(path)
-    return by_stem
-
-
-def _cache_key(paths: Sequence[Path], size_px: int) -> str:
-    """Hash of file names, sizes and modification times, and the preprocessing settings."""
-    items = []
-    for path in paths:
-        stat = path.stat()
-        items.append([path.name, stat.st_size, stat.st_mtime_ns])
-    blob = json.dumps({"format": _CACHE_FORMAT, "size_px": size_px, "files": items})
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def cached_bgr_images(
-    paths: Sequence[Path], size_px: int, cache_dir: str | os.PathLike[str]
-) -> np.ndarray:
-    """Load, resize and stack images as BGR uint8, through an on-disk cache.
-
-    The cache is one ``.npy`` file named by a hash of the files' names, sizes and
-    modification times and of ``size_px``: a second call decodes nothing and returns
-    a memory map. The file is written under a temporary name and renamed, so an
-    interrupted build leaves no partial cache.
-
-    Parameters
-    ----------
-    paths : sequence of Path
-    size_px : int
-    cache_dir : str or Path
-        Created if needed.
-
-    Returns
-    -------
-    ndarray (numpy.memmap, copy-on-write), shape (len(paths), size_px, size_px, 3), uint8, BGR
-    """
-    folder = Path(cache_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(
-            f"Cannot create the image cache folder {folder} ({err}); give a writable cache_dir."
-        ) from err
-    target = folder / f"images-{size_px}px-{len(paths)}-{_cache_key(paths, size_px)}.npy"
-    if not target.exists():
-        _build_cache(paths, size_px, target)
-    return np.load(target, mmap_mode="c")
-
-
-def _build_cache(paths: Sequence[Path], size_px: int, target: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        _fill_cache_file(tmp_name, paths, size_px)
-        os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _fill_cache_file(file_name: str, paths: Sequence[Path], size_px: int) -> None:
-    out = np.lib.format.open_memmap(
-        file_name, mode="w+", dtype=np.uint8, shape=(len(paths), size_px, size_px, 3)
-    )
-
-    def fill(i: int) -> None:
-        out[i] = load_image(paths[i], size_px)[..., ::-1]  # RGB -> BGR
-
-    # Pillow releases the GIL while decoding and resizing, so threads help.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        list(pool.map(fill, range(len(paths))))
-    out.flush()

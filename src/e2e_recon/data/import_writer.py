@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from e2e_recon.data.bdata import BData
-from e2e_recon.data.images import find_image_files
+from e2e_recon.data.image_files import find_image_files
 from e2e_recon.data.labels import id_to_name, name_to_id
 from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError

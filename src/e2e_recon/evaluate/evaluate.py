@@ -33,7 +33,7 @@ from rich.table import Table
 from torch import nn
 
 from e2e_recon.data.geometry import PAPER_SOURCE, ImageGeometry, read_geometry
-from e2e_recon.data.images import rgb_uint8_to_caffe
+from e2e_recon.data.images import grey_float, rgb_uint8_to_caffe
 from e2e_recon.device import autocast, resolve_device, resolve_precision
 from e2e_recon.errors import DataError
 from e2e_recon.evaluate import recon_files as files
@@ -209,6 +209,7 @@ def evaluate_recon(
     scorer = _Scorer(nets, resolution_px, torch_device, dtype)
     geometry, notices = recorded_geometry(recon_dir, stimulus_resize_px, stimulus_crop_px)
     scorer.stimulus_px = (geometry.image_size_px, geometry.crop_px)
+    scorer.grey = geometry.colour == "grey"
     boot = _Bootstrap(n_boot, ci, seed)
     results: list[dict[str, Any]] = []
     per_image: list[dict[str, Any]] = []
@@ -224,6 +225,7 @@ def evaluate_recon(
                 )
             names = tuple(r["stimulus_name"] for r in group)
             recons = files.load_recons(recon_dir, group)  # (N, S, S, 3)
+            recons = grey_float(recons) if scorer.grey else recons
             stimuli = scorer.stimuli(tuple(stimulus_paths[n] for n in names), recons)
             if len(suites) > int(run_default):
                 suite_groups.append(SuiteGroup(set_name, method, names, recons, stimuli))
@@ -277,6 +279,9 @@ class _Scorer:
         self._stimulus_features: dict[object, dict[str, np.ndarray]] = {}
         self._stimuli: dict[object, np.ndarray] = {}
         self.stimulus_px = (files.STIMULUS_RESIZE_PX, files.STIMULUS_CROP_PX)  # resize, crop
+        # Grey mode: stimuli and reconstructions scored as luminance in three equal
+        # channels (pixel scores equal those of one channel; feature nets take RGB).
+        self.grey = False
         self.metric_keys = ["pixid", *([f"pixid_{resolution_px}px"] if resolution_px else [])]
         self.metric_keys += ["pixcorr", "ssim"]
         self.metric_keys += [f"{n.label}/{layer}" for n in nets for layer in n.layers]
@@ -301,7 +306,8 @@ class _Scorer:
         """Stimuli prepared for these reconstructions, loaded once per set and size."""
         key = (paths, recons.shape[1:])
         if key not in self._stimuli:
-            self._stimuli[key] = files.load_stimuli(list(paths), recons.shape[1], *self.stimulus_px)
+            stimuli = files.load_stimuli(list(paths), recons.shape[1], *self.stimulus_px)
+            self._stimuli[key] = grey_float(stimuli) if self.grey else stimuli
         return self._stimuli[key]
 
     def score(self, recons: np.ndarray, stimuli: np.ndarray, key: object) -> dict[str, np.ndarray]:

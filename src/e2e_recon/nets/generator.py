@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e2e_recon.data.images import grey_caffe_tensor
 from e2e_recon.errors import ConfigError
 
 #: Spatial size of the reshaped fully connected output.
@@ -117,6 +118,10 @@ class Generator(nn.Module):
         Width of the deepest transposed convolutions (256 published).
     leaky_slope : float
         Negative slope of the LeakyReLUs (0.3 published).
+    colour : {"rgb", "grey"}
+        ``"grey"`` makes every output pixel exactly grey (its three 0-255 values
+        replaced by their mean) for greyscale data; ``"rgb"`` (published) leaves it.
+        A fixed projection after the last layer: the weights are the same either way.
 
     Notes
     -----
@@ -132,10 +137,14 @@ class Generator(nn.Module):
         output_size_px: int = 256,
         base_channels: int = 256,
         leaky_slope: float = 0.3,
+        colour: str = "rgb",
     ) -> None:
         super().__init__()
         if n_voxels < 1:
             raise ConfigError(f"generator n_voxels={n_voxels}: must be at least 1.")
+        if colour not in ("rgb", "grey"):
+            raise ConfigError(f"generator colour={colour!r}: must be 'rgb' or 'grey'.")
+        self.colour = colour
         self.n_voxels = int(n_voxels)
         self.fc_width = int(fc_width)
         self.output_size_px = int(output_size_px)
@@ -182,6 +191,7 @@ class Generator(nn.Module):
             "output_size_px": self.output_size_px,
             "base_channels": self.base_channels,
             "leaky_slope": self.leaky_slope,
+            "colour": self.colour,
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +203,8 @@ class Generator(nn.Module):
 
         Returns
         -------
-        Tensor, shape (B, 3, S, S), Caffe space, uncropped (S = output_size_px)
+        Tensor, shape (B, 3, S, S), Caffe space, uncropped (S = output_size_px);
+        B = G = R (after adding the channel means) when ``colour`` is ``"grey"``
         """
         last = len(self.specs) - 1
         h = x
@@ -203,6 +214,8 @@ class Generator(nn.Module):
             h = getattr(self, spec.name)(h)
             if index != last:
                 h = F.leaky_relu(h, self.leaky_slope)
+        if self.colour == "grey":
+            h = grey_caffe_tensor(h)  # (B, 3, S, S), equal channels in 0-255 terms
         return h  # (B, 3, S, S)
 
 

@@ -111,8 +111,9 @@ class RidgeDecoder:
         ----------
         voxels : ndarray, shape (N, V)
             One (z-scored) pattern per sample.
-        images : ndarray, shape (M, H, H, 3)
-            The distinct training images (any channel order, 0-255).
+        images : ndarray, shape (M, H, H, C)
+            The distinct training images (any channel order, 0-255); C = 3, or 1
+            for greyscale targets.
         groups : ndarray of int, shape (N,)
             Row of ``images`` each sample was viewing. Samples with the same
             value are held out together in cross-validation.
@@ -188,7 +189,8 @@ class RidgeDecoder:
 
         Returns
         -------
-        ndarray, shape (B, size_px, size_px, 3), float32, 0-255 scale, not clipped
+        ndarray, shape (B, size_px, size_px, C), float32, 0-255 scale, not clipped; C as
+        the training images (3, or 1 for greyscale)
         """
         if self.weights_.size == 0:
             raise DataError("RidgeDecoder.predict: the decoder is not fitted; call fit() or load()")
@@ -199,7 +201,7 @@ class RidgeDecoder:
                 f"(B, {self.weights_.shape[0]}) as at fit time"
             )
         flat = self.image_mean_ + ((x - self.voxel_mean_) @ self.weights_) @ self.components_
-        small = flat.reshape(len(x), self.decode_px, self.decode_px, 3)  # (B, d, d, 3)
+        small = flat.reshape(len(x), self.decode_px, self.decode_px, -1)  # (B, d, d, C)
         return resize_images(small, size_px or self.output_px)
 
     def save(self, path: str | Path) -> Path:
@@ -254,8 +256,10 @@ def _check_fit_inputs(
         raise DataError(
             f"RidgeDecoder.fit: voxels {x.shape} and groups {g.shape}; expected (N, V) and (N,)"
         )
-    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
-        raise DataError(f"RidgeDecoder.fit: images {images.shape}; expected (M, H, H, 3)")
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] not in (1, 3):
+        raise DataError(
+            f"RidgeDecoder.fit: images {images.shape}; expected (M, H, H, 3), or (M, H, H, 1) grey"
+        )
     if not np.issubdtype(g.dtype, np.integer) or g.min() < 0 or g.max() >= len(images):
         raise DataError(
             f"RidgeDecoder.fit: groups must be integer rows of images (0..{len(images) - 1})"
@@ -268,7 +272,7 @@ def _check_fit_inputs(
 
 
 def _downsample(images: np.ndarray, size_px: int) -> np.ndarray:
-    """(M, H, H, 3) -> (M, size, size, 3) float64, in chunks to bound memory."""
+    """(M, H, H, C) -> (M, size, size, C) float64, in chunks to bound memory."""
     chunks = [
         resize_images(images[i : i + _RESIZE_CHUNK], size_px)
         for i in range(0, len(images), _RESIZE_CHUNK)

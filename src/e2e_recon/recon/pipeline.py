@@ -8,6 +8,7 @@ file with test files given by path or found in the data home.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from e2e_recon.data.dataset import (
     training_norm_stats,
 )
 from e2e_recon.data.geometry import ImageGeometry, write_geometry
+from e2e_recon.data.images import grey_uint8
 from e2e_recon.device import resolve_device
 from e2e_recon.errors import DataError
 from e2e_recon.recon.baselines import RidgeDecoder
@@ -52,12 +54,15 @@ def fit_ridge(
         The samples and images the generator was trained on (its validation split
         held out), images resized to ``geometry.image_size_px``.
     geometry : ImageGeometry
-        Targets are the centre crops the generator's output is compared with.
+        Targets are the centre crops the generator's output is compared with; in grey
+        mode their luminance, one channel (the decoder then predicts one channel).
     norm : NormStats, optional
         The statistics the test patterns are z-scored with (the generator's); the
         training patterns are brought to the same statistics first.
     """
     crops = geometry.target_crops(np.asarray(training.images))  # (M, c, c, 3) BGR
+    if geometry.colour == "grey":
+        crops = grey_uint8(crops)[..., :1]  # (M, c, c, 1) luminance
     voxels = training.voxels if norm is None else same_statistics(training, norm)
     decoder = RidgeDecoder(decode_px=min(decode_px, geometry.crop_px))
     return decoder.fit(voxels, crops, training.image_index)
@@ -83,7 +88,7 @@ def ridge_reconstruct(
     """Write the ridge baseline's reconstructions (unscaled averages: the decoder is linear)."""
     rows: list[dict[str, str]] = []
     for test_set in test_sets:
-        bgr = decoder.predict(test_set.voxels)  # (M, c, c, 3), BGR as fitted
+        bgr = decoder.predict(test_set.voxels)  # (M, c, c, 3), BGR as fitted; (M, c, c, 1) grey
         rows += write_set(out_dir, "ridge", test_set, np.ascontiguousarray(bgr[..., ::-1]))
     write_ridge_record(out_dir, decoder)
     return rows
@@ -104,8 +109,9 @@ def reconstruct_run(
     cfg = cfg or load_config(run_dir / "config.yaml")
     log = get_logger()
     out_dir = run_dir / "recon"
-    geometry = ImageGeometry.from_config(cfg)
     models = load_recon_models(run_dir)
+    # The generator knows whether it was trained in grey (data.colour auto is resolved then).
+    geometry = replace(ImageGeometry.from_config(cfg), colour=models[0].geometry.colour)
     data = cfg.data
     training = None
     norm = models[0].norm

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,15 @@ def write_set(
     images: np.ndarray,
     clip_percent: float = 0.04,
 ) -> list[dict[str, str]]:
-    """Write one method's reconstructions of one test set; return their index rows."""
+    """Write one method's reconstructions of one test set; return their index rows.
+
+    ``images`` is (M, S, S, 3) RGB, or (M, S, S, 1) grey: then the ``.mat`` holds the
+    grey values in three equal channels (the published ``gen_img`` layout) and the
+    ``.tif`` and ``.png`` are 8-bit greyscale.
+    """
+    grey = images.shape[-1] == 1
+    if grey:
+        images = np.repeat(images, 3, axis=-1)  # (M, S, S, 3), equal channels
     folder = out_dir / method / test_set.set_name
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -107,7 +115,8 @@ def write_set(
         stem = folder / name
         with atomic_path(stem.with_suffix(".mat")) as tmp:
             _save_mat(tmp, images[i])
-        shown = Image.fromarray(display_image(images[i], clip_percent))
+        shown_rgb = display_image(images[i], clip_percent)  # (S, S, 3) uint8
+        shown = Image.fromarray(shown_rgb[..., 0] if grey else shown_rgb)  # mode L or RGB
         for suffix, image_format in ((".tif", "TIFF"), (".png", "PNG")):
             with atomic_path(stem.with_suffix(suffix)) as tmp:
                 shown.save(tmp, format=image_format)
@@ -180,7 +189,9 @@ def reconstruct(
         for test_set in test_sets:
             _require_nonempty(test_set)
             voxels = test_set.voxels * scale_factors(test_set.n_trials, scale)[:, None]
-            images = generate(model, voxels, device, batch_size)
+            images = generate(model, voxels, device, batch_size)  # (M, crop, crop, 3)
+            if model.geometry.colour == "grey":
+                images = images[..., :1]  # the generator's three channels are equal
             rows += write_set(out_dir, model.method, test_set, images, clip_percent)
     return write_index(out_dir, rows)
 
@@ -245,7 +256,9 @@ def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int, Im
     else:  # a published or converted model: its crop, resized in the paper's ratio
         resize = max(crop, round(crop * 248 / 227))
         geometry = ImageGeometry(resize, crop, source=f"{path.name} (no config; paper ratio)")
-    return norm, crop, geometry
+    # The generator's own output decides: a grey generator is scored and shown in grey.
+    colour = str(getattr(net, "colour", geometry.colour))
+    return norm, crop, replace(geometry, colour=colour) if colour != geometry.colour else geometry
 
 
 def _generator_inputs(net: nn.Module) -> int | None:

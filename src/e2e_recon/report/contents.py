@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from e2e_recon.config import Config, to_dict
-from e2e_recon.data.images import center_crop_uint8, display_image, load_image
+from e2e_recon.data.images import center_crop_uint8, display_image, grey_uint8, load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
@@ -381,6 +381,7 @@ def _stimulus(path: Path | None, settings: Mapping[str, Any]) -> np.ndarray | No
     try:
         image = load_image(path, size)
         image = center_crop_uint8(image, crop) if crop <= size else image
+        image = grey_uint8(image, order="rgb") if data.get("colour") == "grey" else image
     except DataError:
         return None
     return thumbnail(np.ascontiguousarray(image), THUMBNAIL_PX)

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from e2e_recon.config import Config, to_dict
+from e2e_recon.config import Config, save_config, to_dict
 from e2e_recon.data.sampler import choose_data_device, training_set_bytes
 from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
 from e2e_recon.errors import TrainingError
@@ -44,6 +44,7 @@ from e2e_recon.train.setup import (
     effective_weights,
     load_data,
     loss_weights,
+    resolve_run_colour,
     small_data_advice,
     thresholds,
 )
@@ -133,6 +134,13 @@ def _prepare(
     """Load data, build networks and optimisers, seed every random stream."""
     torch.manual_seed(cfg.train.seed + 1_000_003 * info.rank)  # dropout differs per rank
     data = load_data(cfg)
+    resolved, colour_note = resolve_run_colour(cfg, data)
+    if colour_note and info.is_main:
+        get_logger().info(colour_note)
+    if resolved is not cfg and info.is_main:
+        with reporting_write_errors(run_dir):  # data.colour as trained, read by later stages
+            save_config(resolved, run_dir / "config.yaml")
+    cfg = resolved
     advice = small_data_advice(cfg, len(data.voxels))
     if advice and info.is_main:
         get_logger().warning(advice)

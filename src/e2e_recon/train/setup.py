@@ -5,11 +5,13 @@ Split from ``loop.py`` so that the loop reads as the iteration it runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from e2e_recon.config import Config
+from e2e_recon.data.colour import check_colour, grey_training_set, resolve_colour
 from e2e_recon.data.sampler import PLACEMENTS
 from e2e_recon.errors import ConfigError
 from e2e_recon.train.balance import BalanceThresholds
@@ -64,6 +66,7 @@ def check_supported(cfg: Config) -> None:
         raise ConfigError(f"model.input_dropout={cfg.model.input_dropout}; use 0 <= p < 1")
     check_best_metric(t.best_metric)
     check_priors(cfg)
+    check_colour(cfg.data.colour)
 
 
 def val_image_count(cfg: Config) -> int:
@@ -88,7 +91,7 @@ def load_data(cfg: Config) -> Any:
             "training needs data.train_fmri (a BData .h5) and data.images_dir (the stimulus "
             "images): pass --train-fmri and --images, or set them in the config"
         )
-    return load_training_set(
+    training = load_training_set(
         d.train_fmri,
         d.images_dir,
         roi=d.roi,
@@ -99,6 +102,20 @@ def load_data(cfg: Config) -> Any:
         seed=cfg.train.seed,
         drop_nonfinite=d.drop_nonfinite_voxels,
     )
+    # Grey targets: luminance in three equal channels (greyscale stimuli already are).
+    return grey_training_set(training) if d.colour == "grey" else training
+
+
+def resolve_run_colour(cfg: Config, training: Any) -> tuple[Config, str | None]:
+    """``cfg`` with ``data.colour: auto`` replaced by the mode of the training stimuli.
+
+    Returns the config (unchanged unless ``auto`` was resolved) and a one-line note.
+    """
+    val_images = training.val.images if training.val is not None else None
+    mode, note = resolve_colour(cfg.data.colour, training.images, val_images)
+    if mode == cfg.data.colour:
+        return cfg, note
+    return replace(cfg, data=replace(cfg.data, colour=mode)), note
 
 
 def small_data_advice(cfg: Config, n_samples: int) -> str | None:

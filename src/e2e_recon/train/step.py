@@ -262,7 +262,10 @@ def build_nets(cfg: Config, n_voxels: int, device: torch.device, info: DistInfo)
 
     init = torch.Generator().manual_seed(cfg.train.seed)
     m = cfg.model
-    generator = Generator(n_voxels, m.fc_width, m.output_size_px, m.base_channels, m.leaky_slope)
+    colour = "grey" if cfg.data.colour == "grey" else "rgb"  # auto is resolved before this
+    generator = Generator(
+        n_voxels, m.fc_width, m.output_size_px, m.base_channels, m.leaky_slope, colour
+    )
     generator.reset_parameters(init)
     for module in generator.modules():
         if isinstance(module, nn.ConvTranspose2d) and module.bias is not None:
