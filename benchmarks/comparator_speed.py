@@ -6,7 +6,9 @@ the demo's resolutions. The CaffeNet architecture (random weights; weights do
 not change the time) is measured in the same run as the reference when
 ``e2e_recon.nets`` provides it. Configurations are timed round-robin, so load
 from other processes spreads over all of them; ``min_s`` is the figure to compare.
-Also lists the (C, h, w) of every EfficientNet-Lite0 feature at each resolution.
+The same network with its batch norms not folded into the convolutions is timed
+as the reference for folding. Also lists the (C, h, w) of every EfficientNet-Lite0
+feature at each resolution.
 
 Usage: .venv/bin/python benchmarks/comparator_speed.py [--batch 16] [--sizes 64 128] [--repeats 5]
 Prints one JSON object.
@@ -101,6 +103,7 @@ def main() -> None:
     torch.manual_seed(0)
     lite0 = load_efficientnet_lite("lite0")
     lite0_nchw = load_efficientnet_lite("lite0", channels_last=False)
+    lite0_unfolded = load_efficientnet_lite("lite0", fold=False)
     caffenet, caffenet_note = caffenet_reference()
     result: dict[str, Any] = {
         "benchmark": "comparator forward+backward to input, seconds per batch, fp32, CPU",
@@ -118,12 +121,17 @@ def main() -> None:
             for layer in LITE0_DEPTHS
         }
         steps["lite0:head (NCHW layout)"] = make_step(lite0_nchw, ("head",), args.batch, size_px)
+        steps["lite0:stage3 (batch norm not folded)"] = make_step(
+            lite0_unfolded, ("stage3",), args.batch, size_px
+        )
         if caffenet is not None:
             steps["caffenet:pool5"] = make_step(caffenet, ("pool5",), args.batch, size_px)
         row = time_round_robin(steps, args.repeats)
         if caffenet is not None:
             ratio = row["lite0:head"]["min_s"] / row["caffenet:pool5"]["min_s"]
             row["lite0_head_over_caffenet_pool5"] = {"min_s_ratio": round(ratio, 2)}
+        folded = row["lite0:stage3"]["min_s"] / row["lite0:stage3 (batch norm not folded)"]["min_s"]
+        row["lite0_stage3_folded_over_not_folded"] = {"min_s_ratio": round(folded, 2)}
         result["results"][str(size_px)] = row
     print(json.dumps(result, indent=1))
 

@@ -144,8 +144,9 @@ def main() -> None:
             for i in range(len(training.stimulus_ids))
         ]
     )  # (M, V)
-    ridge = fit_ridge(training, crop)
     models = load_recon_models(args.run_dir / "checkpoints")
+    # The ridge baseline as the demo fits it: the generator's geometry and statistics.
+    ridge = fit_ridge(training, models[0].geometry, models[0].norm)
     device = torch.device("cpu")
 
     sets = {}

