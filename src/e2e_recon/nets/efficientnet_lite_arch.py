@@ -265,7 +265,7 @@ def fold_batch_norm(net: EfficientNetLite) -> EfficientNetLite:
     folded network no longer fits the released state dicts (no batch-norm keys, conv
     biases): fold after loading. Only for networks whose batch norm stays in eval mode.
     """
-    pairs = [(net, conv, bn) for conv, bn in _NET_PAIRS]
+    pairs: list[tuple[nn.Module, str, str]] = [(net, conv, bn) for conv, bn in _NET_PAIRS]
     pairs += [(block, conv, bn) for block in net._blocks for conv, bn in _BLOCK_PAIRS]
     for owner, conv_name, bn_name in pairs:
         if not hasattr(owner, conv_name):  # blocks without an expansion
