@@ -76,7 +76,7 @@ def prepare_train(
     if dry_run:
         console.print(dump_yaml(cfg), end="", highlight=False, markup=False)
         return cfg, None, False
-    check_supported(cfg)
+    check_supported(cfg, warnings=False)  # refused before any folder is made; train() warns
     if resume is not None:
         check_writable(resume, "run folder")
         return cfg, init_run_dir(resume, cfg), False

@@ -25,10 +25,13 @@ from e2e_recon.train.values import check_values
 SMALL_DATA_SAMPLES = 3000
 
 
-def check_supported(cfg: Config) -> None:
-    """Refuse settings this trainer cannot run, naming the key and what to set."""
+def check_supported(cfg: Config, warnings: bool = True) -> None:
+    """Refuse settings this trainer cannot run, naming the key and what to set.
+
+    ``warnings=False``: refuse without warning (a first check; training warns).
+    """
     t = cfg.train
-    check_values(cfg)
+    check_values(cfg, warnings)
     if t.iters < 1 or t.batch_size < 1:
         raise ConfigError("train.iters and train.batch_size must be at least 1")
     if t.presentation_average_k < 1:

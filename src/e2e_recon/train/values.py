@@ -14,8 +14,11 @@ from e2e_recon.runs import warn
 _EVERY = ("snapshot_every_iters", "log_every_iters", "grid_every_iters", "val_every_iters")
 
 
-def check_values(cfg: Config) -> None:
+def check_values(cfg: Config, warnings: bool = True) -> None:
     """Refuse impossible learning rates, image sizes and intervals; warn on ``train.lr=0``.
+
+    ``warnings=False`` checks without warning, for a first check before the run
+    starts (training checks again, and warns then).
 
     Raises
     ------
@@ -25,7 +28,7 @@ def check_values(cfg: Config) -> None:
     t, d = cfg.train, cfg.data
     if not t.lr >= 0.0:  # also NaN
         raise ConfigError(f"train.lr={t.lr}: use a positive learning rate, e.g. 2e-4")
-    if t.lr == 0.0:
+    if t.lr == 0.0 and warnings:
         warn("train.lr=0: the networks will not change; use a positive value, e.g. 2e-4")
     for key in ("image_size_px", "crop_px"):
         if getattr(d, key) < 1:
