@@ -32,6 +32,9 @@ CONV_LAYERS: tuple[tuple[str, int, int, int], ...] = (
 #: near zero, so D starts at a loss of about log 2 instead of saturated; the rest use 1.
 MSRA_COEFF: dict[str, float] = {"Dconv1": 0.1, "Dfc6": 0.1, "Dfc7": 0.1}
 
+#: The smallest square input the five convolutions accept (a 1 x 1 Dconv5 map).
+MIN_INPUT_PX = 63
+
 
 def conv_output_size(input_size_px: int) -> int:
     """Side of the Dconv5 map for a square input (11 for 227 px)."""
@@ -47,7 +50,7 @@ class Discriminator(nn.Module):
     Parameters
     ----------
     input_size_px : int
-        Side of the square input (227 published; at least 63).
+        Side of the square input (227 published; at least :data:`MIN_INPUT_PX`, 63).
     """
 
     def __init__(self, input_size_px: int = 227) -> None:
@@ -55,7 +58,8 @@ class Discriminator(nn.Module):
         if conv_output_size(input_size_px) < 1:
             raise ConfigError(
                 f"discriminator input_size_px={input_size_px}: too small for its "
-                "five convolutions; use at least 63 (227 published)."
+                f"five convolutions; use at least {MIN_INPUT_PX} (227 published), or train "
+                "without the adversarial term (loss.adversarial_weight=0)"
             )
         self.input_size_px = int(input_size_px)
         in_channels = 3

@@ -270,7 +270,7 @@ def build_nets(cfg: Config, n_voxels: int, device: torch.device, info: DistInfo)
     for module in generator.modules():
         if isinstance(module, nn.ConvTranspose2d) and module.bias is not None:
             module.bias.requires_grad_(False)
-    discriminator = Discriminator(input_size_px=cfg.data.crop_px)
+    discriminator = Discriminator(input_size_px=discriminator_size_px(cfg))
     discriminator.reset_parameters(init)
     comparator = _load_comparator(cfg)
     for net in (generator, discriminator, comparator):
@@ -293,6 +293,20 @@ def build_nets(cfg: Config, n_voxels: int, device: torch.device, info: DistInfo)
         discriminator_frozen=compiled(discriminator),
         comparator_run=compiled(comparator),
     )
+
+
+def discriminator_size_px(cfg: Config) -> int:
+    """Input side of the run's discriminator: the crop, as published.
+
+    Without the adversarial term the discriminator never runs but is still built, so that
+    checkpoints and resuming keep one layout; crops smaller than its five convolutions
+    accept then get a discriminator of the smallest size it has.
+    """
+    from e2e_recon.nets.discriminator import MIN_INPUT_PX
+
+    if cfg.loss.adversarial_weight == 0.0:
+        return max(cfg.data.crop_px, MIN_INPUT_PX)
+    return cfg.data.crop_px
 
 
 def _load_comparator(cfg: Config) -> nn.Module:
