@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from e2e_recon.cli import app
 from e2e_recon.demo import demo_config
 
 runner = CliRunner()
+SHIFT_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "demo_test_shift.py"
 
 
 def test_demo_config_points_at_the_simulated_subject(tmp_path: Path) -> None:
@@ -50,6 +53,21 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (out / "report" / "index.html").is_file()
     assert (out / "generator.pt").is_file()
     assert "Demo summary" in result.output
+    _check_test_shift_benchmark(out)
+
+
+def _check_test_shift_benchmark(run_dir: Path) -> None:
+    """benchmarks/demo_test_shift.py reads a finished demo run (it broke once unnoticed)."""
+    done = subprocess.run(
+        [sys.executable, str(SHIFT_BENCHMARK), str(run_dir), "--resamples", "2"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in ("natural", "shapes", "letters"):
+        snapshots = [name for name in result[key] if name.startswith("e2e@")]
+        assert snapshots and 0.0 <= result[key]["ridge"] <= 1.0
+        assert all(0.0 <= result[key][s]["published"] <= 1.0 for s in snapshots)
 
 
 @pytest.mark.slow
