@@ -23,17 +23,11 @@ from math import comb
 import numpy as np
 
 from e2e_recon.errors import DataError
+from e2e_recon.evaluate.metrics import item_rows, scores_leaving_out_nan
 
 #: Columns per chunk: bounds the float64 working copy to N x CHUNK values.
 CHUNK_COLUMNS = 1 << 16
 METRICS = ("correlation", "euclidean")
-
-
-def _rows(array: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(array)
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise DataError(f"{name}: expected one row per item, got shape {x.shape}")
-    return x.reshape(x.shape[0], -1)
 
 
 def similarity_matrix(
@@ -57,7 +51,7 @@ def similarity_matrix(
     """
     if metric not in METRICS:
         raise DataError(f"similarity metric {metric!r}: expected one of {METRICS}")
-    p, c = _rows(pred, "pred"), _rows(cand, "candidates")
+    p, c = item_rows(pred, "pred"), item_rows(cand, "candidates")
     if p.shape[1] != c.shape[1]:
         raise DataError(
             f"similarity: pred has {p.shape[1]} values per row and candidates {c.shape[1]}"
@@ -110,13 +104,7 @@ def pairwise_from_similarity(similarity: np.ndarray) -> np.ndarray:
     s = np.asarray(similarity, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] < 2:
         raise DataError(f"pairwise identification needs an N x N matrix, N >= 2; got {s.shape}")
-    diff = s - np.diag(s)[:, None]  # (N, N); the own column is 0, or NaN with the target
-    with np.errstate(invalid="ignore"):
-        beaten = (diff < 0).sum(axis=1)
-    compared = (~np.isnan(diff)).sum(axis=1) - 1  # minus the item itself
-    # A NaN own similarity leaves nothing to compare: -1 here, scored 0 as bdpy does.
-    scores = np.where(compared > 0, beaten / np.maximum(compared, 1), 0.0)
-    return np.where(compared == 0, np.nan, scores)
+    return scores_leaving_out_nan(s - np.diag(s)[:, None])  # own column 0 (or NaN)
 
 
 def nway_identification(own: np.ndarray, distractors: np.ndarray, n: int) -> np.ndarray:
@@ -172,7 +160,7 @@ def correlation_distance(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     ndarray, shape (N,)
         In [0, 2]; lower is closer.
     """
-    p, t = _rows(pred, "pred"), _rows(true, "true")
+    p, t = item_rows(pred, "pred"), item_rows(true, "true")
     if p.shape != t.shape:
         raise DataError(f"correlation distance: shapes {p.shape} and {t.shape} differ")
     p = p.astype(np.float64) - p.mean(axis=1, keepdims=True, dtype=np.float64)

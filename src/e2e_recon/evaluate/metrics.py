@@ -42,12 +42,17 @@ SSIM_SETTINGS: dict[str, object] = {
 }
 
 
-def _as_rows(array: np.ndarray, name: str) -> np.ndarray:
-    """(N, ...) -> (N, D) float64 view, checking there is at least one item."""
+def item_rows(array: np.ndarray, name: str) -> np.ndarray:
+    """(N, ...) -> (N, D) view in the array's own dtype, checking there is at least one item."""
     x = np.asarray(array)
     if x.ndim < 1 or x.shape[0] == 0:
         raise DataError(f"{name}: expected an array with one row per item, got shape {x.shape}")
-    return x.reshape(x.shape[0], -1).astype(np.float64, copy=False)
+    return x.reshape(x.shape[0], -1)
+
+
+def _as_rows(array: np.ndarray, name: str) -> np.ndarray:
+    """(N, ...) -> (N, D) float64, checking there is at least one item."""
+    return item_rows(array, name).astype(np.float64, copy=False)
 
 
 def _require_identifiable(n_items: int, what: str) -> None:
@@ -129,14 +134,33 @@ def pairwise_identification(
         beaten = diff < 0
     if not remove_nan_dist:
         return beaten.sum(axis=1) / (t.shape[0] - 1)
-    compared = ~np.isnan(diff)
-    if not compared.all():
-        warnings.warn(
-            f"NaN value detected in the distance matrix ({int((~compared).sum())})", stacklevel=2
-        )
-    n_compared = compared.sum(axis=1) - 1  # minus the item itself
+    n_nan = int(np.isnan(diff).sum())
+    if n_nan:
+        warnings.warn(f"NaN value detected in the distance matrix ({n_nan})", stacklevel=2)
+    return scores_leaving_out_nan(diff)
+
+
+def scores_leaving_out_nan(diff: np.ndarray) -> np.ndarray:
+    """Two-way identification scores from similarities relative to each row's own target.
+
+    Parameters
+    ----------
+    diff : ndarray, shape (N, M)
+        Similarity of prediction i with candidate j minus that with its own target
+        (so the own column is 0, or NaN when the own similarity is NaN).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Fraction of the other candidates strictly less similar than the target, NaN
+        comparisons left out (bdpy's ``remove_nan_dist``); a NaN own similarity scores
+        0, and a row with nothing left to compare is NaN.
+    """
+    with np.errstate(invalid="ignore"):
+        beaten = (diff < 0).sum(axis=1)
+    n_compared = (~np.isnan(diff)).sum(axis=1) - 1  # minus the item itself
     # A NaN own similarity leaves nothing to compare: score 0 (n_compared is -1 there).
-    scores = np.where(n_compared > 0, beaten.sum(axis=1) / np.maximum(n_compared, 1), 0.0)
+    scores = np.where(n_compared > 0, beaten / np.maximum(n_compared, 1), 0.0)
     return np.where(n_compared == 0, np.nan, scores)
 
 
