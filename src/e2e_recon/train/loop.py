@@ -56,6 +56,7 @@ from e2e_recon.train.step import (
     build_nets,
     build_optimisers,
     training_step,
+    uses_adversarial,
 )
 from e2e_recon.train.stopping import stop_requests
 from e2e_recon.train.validation import (
@@ -156,7 +157,7 @@ def _prepare(
         device,
         dtype,
         cfg.model.input_dropout,
-        adversarial=cfg.loss.adversarial_weight != 0.0,
+        adversarial=uses_adversarial(cfg),
     )
     grid = None
     if info.is_main and cfg.train.grid_every_iters > 0:

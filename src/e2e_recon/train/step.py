@@ -304,9 +304,14 @@ def discriminator_size_px(cfg: Config) -> int:
     """
     from e2e_recon.nets.discriminator import MIN_INPUT_PX
 
-    if cfg.loss.adversarial_weight == 0.0:
+    if not uses_adversarial(cfg):
         return max(cfg.data.crop_px, MIN_INPUT_PX)
     return cfg.data.crop_px
+
+
+def uses_adversarial(cfg: Config) -> bool:
+    """Whether the run trains and runs the discriminator (a non-zero adversarial weight)."""
+    return cfg.loss.adversarial_weight != 0.0
 
 
 def _load_comparator(cfg: Config) -> nn.Module:
