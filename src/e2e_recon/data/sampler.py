@@ -26,7 +26,13 @@ from e2e_recon.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from e2e_recon.data.dataset import TrainingSet
 
-__all__ = ["PLACEMENTS", "CropSampler", "choose_data_device", "training_set_bytes"]
+__all__ = [
+    "PLACEMENTS",
+    "CropSampler",
+    "check_placement",
+    "choose_data_device",
+    "training_set_bytes",
+]
 
 PLACEMENTS = ("auto", "device", "host")
 
@@ -47,6 +53,15 @@ def _free_and_total(device: torch.device) -> tuple[int, int] | None:
         free, total = torch.cuda.mem_get_info(device)
         return int(free), int(total)
     return None
+
+
+def check_placement(placement: str) -> None:
+    """ConfigError naming ``data.placement`` and its choices when ``placement`` is not one."""
+    if placement not in PLACEMENTS:
+        raise ConfigError(
+            f"data.placement={placement!r}; use one of {', '.join(PLACEMENTS)} (auto: on the "
+            "training device when the set fits there, else in host memory)"
+        )
 
 
 def choose_data_device(
@@ -70,11 +85,7 @@ def choose_data_device(
     (torch.device, str)
         The device the sampler keeps the set on, and the message.
     """
-    if placement not in PLACEMENTS:
-        raise ConfigError(
-            f"data.placement={placement!r}; use one of {', '.join(PLACEMENTS)} (auto: on the "
-            "training device when the set fits there, else in host memory)"
-        )
+    check_placement(placement)
     size = f"{n_bytes / 2**20:,.0f} MB"
     host = torch.device("cpu")
     if device.type == "cpu":

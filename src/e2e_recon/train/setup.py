@@ -12,7 +12,7 @@ import numpy as np
 
 from e2e_recon.config import Config
 from e2e_recon.data.colour import check_colour, grey_training_set, resolve_colour
-from e2e_recon.data.sampler import PLACEMENTS
+from e2e_recon.data.sampler import check_placement
 from e2e_recon.errors import ConfigError
 from e2e_recon.train.balance import BalanceThresholds
 from e2e_recon.train.losses import LossWeights, normalised_weights
@@ -58,11 +58,7 @@ def check_supported(cfg: Config, warnings: bool = True) -> None:
             f"data.sampling={cfg.data.sampling!r}; use one of {', '.join(SAMPLING_MODES)} "
             "(epoch: one fixed shuffled order, as published; random: drawn with replacement)"
         )
-    if cfg.data.placement not in PLACEMENTS:
-        raise ConfigError(
-            f"data.placement={cfg.data.placement!r}; use one of {', '.join(PLACEMENTS)} (auto: "
-            "on the training device when the set fits there, else in host memory)"
-        )
+    check_placement(cfg.data.placement)
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction}; use 0 <= fraction < 1")
     if not 0.0 <= cfg.model.input_dropout < 1.0:
