@@ -46,7 +46,13 @@ from e2e_recon.evaluate.identification import (
     similarity_matrix,
 )
 from e2e_recon.evaluate.metrics import pixcorr, ssim_scores
-from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup, by_set_indices, mean_or_none
+from e2e_recon.evaluate.suite_common import (
+    NetSource,
+    SuiteGroup,
+    by_set_indices,
+    mean_or_none,
+    score_text,
+)
 
 SOURCE = (
     "MindEye evaluation code (MedARC-AI/fMRI-reconstruction-NSD, src/Reconstruction_Metrics.py)"
@@ -163,8 +169,4 @@ def _feature_score(column: NsdColumn, pred: np.ndarray, true: np.ndarray) -> flo
 
 def nsd_cell(column: dict[str, Any], value: float | None) -> str:
     """A value as published tables print it: identification in %, others to 3 decimals."""
-    if value is None:
-        return "-"
-    if column.get("identification"):
-        return f"{100 * value:.1f}%"
-    return f"{value:.3f}"
+    return score_text(value, bool(column.get("identification")))

@@ -121,3 +121,11 @@ def mean_or_none(values: np.ndarray) -> float | None:
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     return None if x.size == 0 else round(float(x.mean()), 6)
+
+
+def score_text(value: float | None, percent: bool) -> str:
+    """A suite score as the published tables print it: "-" when missing, identification
+    in percent to one decimal, other scores to three decimals."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if percent else f"{value:.3f}"

@@ -25,7 +25,7 @@ from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.evaluate import recon_files as files
 from e2e_recon.evaluate.kamitani_suite import DEFAULT_N_WAY, Distractors, run_kamitani
 from e2e_recon.evaluate.nsd_suite import nsd_cell, run_nsd
-from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup
+from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup, score_text
 
 SUITES = ("default", "nsd", "kamitani")
 
@@ -201,7 +201,7 @@ def kamitani_tables(kamitani: Mapping[str, Any]) -> list[Table]:
             table.add_column(analysis["label"], justify="right")
         for space in kamitani["feature_spaces"]:
             values = row["scores"].get(space["key"], {})
-            cells = [_percent(values.get(a["key"])) for a in kamitani["analyses"]]
+            cells = [score_text(values.get(a["key"]), True) for a in kamitani["analyses"]]
             table.add_row(space["label"], *cells)
         chance = ", ".join(f"{a['label']} {100 * a['chance']:.0f}%" for a in kamitani["analyses"])
         table.caption = (
@@ -215,7 +215,3 @@ def kamitani_tables(kamitani: Mapping[str, Any]) -> list[Table]:
         )
         tables.append(table)
     return tables
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from e2e_recon.evaluate.suite_common import score_text
 from e2e_recon.report.contents import read_json
 
 
@@ -31,9 +32,8 @@ def suites_html(recon_dir: Path) -> str:
 
 
 def _cell(value: Any, percent: bool) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return "<td>-</td>"
-    return f"<td>{100 * value:.1f}%</td>" if percent else f"<td>{value:.3f}</td>"
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return f"<td>{score_text(number, percent)}</td>"
 
 
 def _note(text: str) -> str:
