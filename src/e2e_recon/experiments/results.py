@@ -22,7 +22,7 @@ from rich.table import Table
 from e2e_recon.config import to_dict
 from e2e_recon.console_output import print_table
 from e2e_recon.experiments.common import Condition, ConditionResult, Experiment
-from e2e_recon.fileio import atomic_path
+from e2e_recon.fileio import atomic_write_bytes
 
 RESULTS_FORMAT = "e2e-recon/experiment"
 CSV_COLUMNS = (
@@ -156,12 +156,6 @@ def _condition_entry(experiment: Experiment, result: ConditionResult) -> dict[st
         "train_seconds": train.get("seconds"),
         "seconds": round(result.seconds, 1),
     }
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def results_table(content: dict[str, Any], title: str) -> Table:

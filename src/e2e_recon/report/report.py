@@ -24,7 +24,7 @@ from typing import Any
 
 from e2e_recon import __version__
 from e2e_recon.errors import DataError
-from e2e_recon.fileio import atomic_path
+from e2e_recon.fileio import atomic_write_bytes
 from e2e_recon.report import figures
 from e2e_recon.report.contents import (
     data_statement,
@@ -115,7 +115,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = require_run_dir(Path(run_dir))
     out = Path(out) if out is not None else run_dir / "report" / "index.html"
     page = render_report(run_dir)
-    _atomic_write(out, page.encode("utf-8"))
+    atomic_write_bytes(out, page.encode("utf-8"))
     return out
 
 
@@ -156,7 +156,7 @@ def save_grid_png(
             "run 'e2e-recon reconstruct' (or the demo) first"
         )
     title = f"{SET_TITLES.get(set_name, set_name)}: " + ", ".join(r.lower() for r in grid.rows)
-    _atomic_write(Path(out_png), figures.grid_png(grid.rows, title))
+    atomic_write_bytes(Path(out_png), figures.grid_png(grid.rows, title))
     return Path(out_png)
 
 
@@ -351,14 +351,3 @@ def _config_section(run_dir: Path) -> str:
         f"<details><summary>{name}</summary><pre>{html.escape(content)}</pre></details>"
         for name, content in parts
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, so no half-written file is left."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
