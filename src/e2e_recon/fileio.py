@@ -120,28 +120,3 @@ def reporting_write_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
         yield
     except OSError as exc:
         raise output_error(folder, exc) from None
-
-
-def new_file_mode() -> int:
-    """The permission bits a newly created file gets under this process's umask.
-
-    ``tempfile.mkstemp`` creates files with mode 600 whatever the umask; files
-    written that way and renamed into place get this mode instead, as if they had
-    been created with ``open``.
-    """
-    return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Reading /proc does not change the umask; os.umask must set it to read it,
-    # which briefly affects other threads, so it is only the fallback.
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 from e2e_recon.data import bdata_checks as checks
 from e2e_recon.data.selection import parse_selection, select_columns
 from e2e_recon.errors import DataError
-from e2e_recon.fileio import new_file_mode
+from e2e_recon.fileio import atomic_path
 
 __all__ = ["BData", "parse_selection"]
 
@@ -282,18 +281,8 @@ class BData:
 
         The file is readable by bdpy (``bdpy.BData(path)``).
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with h5py.File(tmp_name, "w") as h5:
-                self._write_h5(h5)
-            os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+            self._write_h5(h5)
 
     def _write_h5(self, h5: h5py.File) -> None:
         vlen = h5py.special_dtype(vlen=bytes)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from e2e_recon.data.images import load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
-from e2e_recon.fileio import new_file_mode
+from e2e_recon.fileio import atomic_path
 
 __all__ = ["cached_bgr_images", "find_image_files"]
 
@@ -143,15 +142,8 @@ def cached_bgr_images(
 
 
 def _build_cache(paths: Sequence[Path], size_px: int, target: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        _fill_cache_file(tmp_name, paths, size_px)
-        os.chmod(tmp_name, new_file_mode())  # mkstemp made it 600
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        _fill_cache_file(str(tmp), paths, size_px)
 
 
 def _fill_cache_file(file_name: str, paths: Sequence[Path], size_px: int) -> None:
