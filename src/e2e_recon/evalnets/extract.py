@@ -39,15 +39,7 @@ class Preprocess:
     def __call__(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         """(B, S, S, 3) RGB 0-255 -> (B, 3, size, size) normalised float32 tensor."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
-        x = x.permute(0, 3, 1, 2) / 255.0  # (B, 3, S, S) in 0-1
-        if x.shape[-1] != self.size_px or x.shape[-2] != self.size_px:
-            x = F.interpolate(
-                x,
-                size=(self.size_px, self.size_px),
-                mode="bilinear",
-                align_corners=False,
-                antialias=self.size_px < max(x.shape[-2:]),
-            )
+        x = _resize(x.permute(0, 3, 1, 2) / 255.0, self.size_px)  # (B, 3, size, size) in 0-1
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -115,12 +107,18 @@ def resize_bilinear(images: np.ndarray, size_px: int) -> np.ndarray:
     range of the input, so images in 0-255 stay there.
     """
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
-    if x.shape[-1] != size_px or x.shape[-2] != size_px:
-        x = F.interpolate(
-            x,
-            size=(size_px, size_px),
-            mode="bilinear",
-            align_corners=False,
-            antialias=size_px < max(x.shape[-2:]),
-        )  # (N, C, size, size)
-    return x.permute(0, 2, 3, 1).numpy().astype(np.float64)
+    return _resize(x, size_px).permute(0, 2, 3, 1).numpy().astype(np.float64)
+
+
+def _resize(x: torch.Tensor, size_px: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size), bilinear, antialiased when shrinking (as
+    torchvision's ``Resize`` on tensors); unchanged when already that size."""
+    if x.shape[-1] == size_px and x.shape[-2] == size_px:
+        return x
+    return F.interpolate(
+        x,
+        size=(size_px, size_px),
+        mode="bilinear",
+        align_corners=False,
+        antialias=size_px < max(x.shape[-2:]),
+    )
