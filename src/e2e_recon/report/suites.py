@@ -15,6 +15,7 @@ from typing import Any
 
 from e2e_recon.evaluate.suite_common import score_text
 from e2e_recon.report.contents import read_json
+from e2e_recon.report.page import note
 
 
 def suites_html(recon_dir: Path) -> str:
@@ -36,13 +37,9 @@ def _cell(value: Any, percent: bool) -> str:
     return f"<td>{score_text(number, percent)}</td>"
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
 def _missing(table: Mapping[str, Any]) -> str:
     missing = table.get("missing") or {}
-    return "".join(_note(f"Missing: {text}") for text in missing.values())
+    return "".join(note(f"Missing: {text}") for text in missing.values())
 
 
 def _nsd(nsd: Mapping[str, Any]) -> str:
@@ -65,7 +62,7 @@ def _nsd(nsd: Mapping[str, Any]) -> str:
         "<h3>NSD benchmark</h3>"
         f'<table class="metrics"><tr><th class="l">Test set</th><th class="l">Method</th>'
         f"<th>Images</th>{head}</tr>{''.join(rows)}</table>"
-        + _note(
+        + note(
             "Two-way identification in %, chance 50%; EffNet-B and SwAV are correlation "
             f"distances (lower is better). Definitions: {nsd.get('source', '')}."
         )
@@ -96,7 +93,7 @@ def _kamitani(kamitani: Mapping[str, Any]) -> str:
     return (
         "<h3>Identification analyses (Kamitani lab)</h3>"
         + "".join(blocks)
-        + _note(f"Chance: {chance}. Distractors: {distractors}. "
+        + note(f"Chance: {chance}. Distractors: {distractors}. "
                 f"Definitions: {kamitani.get('source', '')}.")
         + _missing(kamitani)
     )  # fmt: skip
