@@ -158,7 +158,9 @@ def test_the_digits_family_is_greyscale_on_disk_and_when_loaded(
     images = np.asarray(training.images)
     assert (images == images[..., :1]).all()
     assert images.max() > 150 and np.median(images) < 60  # light strokes on a dark ground
-    digit_of = {id_to_name(float(i)): int(i) - prf_stimuli.DIGIT_SYNSET for i in training.stimulus_ids}
+    digit_of = {
+        id_to_name(float(i)): int(i) - prf_stimuli.DIGIT_SYNSET for i in training.stimulus_ids
+    }
     assert set(digit_of.values()) == set(range(10))  # ten training images: one per digit
 
 
