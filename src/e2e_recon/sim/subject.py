@@ -4,6 +4,9 @@
 <name>.JPEG`` and ``DIR/truth/`` (noiseless responses, encoding parameters, the feature
 model, the summary). The folder is built under a temporary sibling name and renamed
 at the end, so an interrupted run never leaves a half-written subject.
+
+:func:`build_subject` writes one subject's files given the stimuli and a
+:class:`SubjectDraw`; :mod:`sim.experiment` calls it once per subject of an experiment.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
 import zlib
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.sim import stimuli
 from e2e_recon.sim.brain import AREAS, BrainModel, build_brain, roi_masks
 from e2e_recon.sim.calibration import calibration_figures
+from e2e_recon.sim.cohort import building_folder
 from e2e_recon.sim.features import compute_features, describe_features
 from e2e_recon.sim.presets import DEFAULT_SNR, SESSIONS, SimPreset, get_preset
 from e2e_recon.sim.trials import Schedule, make_schedule, signal_from_drive, simulate_trials
@@ -248,10 +251,7 @@ def simulate_subject(
     spec = get_preset(preset)
     _check_arguments(out, subject, snr, overwrite)
     used_snr = float(DEFAULT_SNR if snr is None else snr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with building_folder(out) as tmp:
         with Progress(disable=not progress, transient=True) as bar:
             context = {"spec": spec, "seed": seed, "snr": used_snr}
             context.update(draw=SubjectDraw(subject), write_images=True)
@@ -260,12 +260,6 @@ def simulate_subject(
         summary.update(snr_is_default=snr is None, wall_s=round(time.perf_counter() - start, 1))
         summary = finalise_paths(summary, out, out / "truth")
         write_truth(tmp / "truth", summary.pop("_context"), summary)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 
