@@ -1,6 +1,7 @@
-"""Ridge pixel identification on ``prf_subject`` subjects across SNRs; prints one JSON object.
+"""Ridge pixel identification on pRF-family subjects across SNRs; prints one JSON object.
 
-For each SNR a subject of the chosen preset is written with ``prf_subject.py`` and read
+For each SNR a subject of the chosen preset of the pRF family (``e2e_recon.sim.prf``,
+``e2e-recon simulate --preset prf-<name>``; here without ``prf-``) is written and read
 back through e2e-recon's loaders exactly as ``configs/small.yaml`` reads it (72 px
 images, 64 px centre crops, ``ROI_VC = 1``, 10% of the training images held out as
 ``train/`` does for validation). Two decoders are fitted on the same z-scored single
@@ -19,7 +20,6 @@ test mean, in percent.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -28,17 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
-
-
-def _prf_module() -> Any:
-    spec = importlib.util.spec_from_file_location("prf_subject", HERE / "prf_subject.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["prf_subject"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def score(summary: dict[str, Any], cache: Path) -> dict[str, float]:
@@ -82,14 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snrs", default="0.05,0.1,0.2,0.3")
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args(argv)
-    prf = _prf_module()
-    preset = vars(prf.PRESETS[args.preset])
+    from e2e_recon.sim.prf.subject import PRESETS, simulate_prf_subject
+
+    preset = vars(PRESETS[args.preset])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for snr in (float(s) for s in args.snrs.split(",")):
             for seed in (int(s) for s in args.seeds.split(",")):
                 out = Path(tmp) / f"subject_{snr:g}_{seed}"
-                summary = prf.simulate_prf_subject(out, snr=snr, seed=seed, **preset)
+                summary = simulate_prf_subject(out, snr=snr, seed=seed, **preset)
                 row = {"snr": snr, "seed": seed, **score(summary, Path(tmp) / "cache")}
                 row["noise_ceiling_median_pct"] = summary["median_noise_ceiling_pct"]
                 row["simulator_ridge"] = summary["ridge_pairwise_identification"]

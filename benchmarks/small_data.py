@@ -4,9 +4,9 @@ Simulates subjects of two independent simulator families (``--family``, repeatab
 ``project`` is the project's simulator (``small`` preset: 800 training images x 2
 presentations, 40 test images x 10, 64 px, SNR 0.25, where ridge regression reaches
 about 75-90% pairwise pixel identification); ``prf:PRESET`` is the population
-receptive field simulator of ``benchmarks/prf_subject.py``, which shares no code
-with the package (``prf:mixed-800x2``, ``prf:mixed-90x1``, ``prf:mixed-1600x1``,
-``prf:digits-90x1``, ``prf:digits-800x2`` ...: family, training images x
+receptive field simulator of ``e2e_recon.sim.prf`` (``simulate --preset prf-*``),
+which shares no code with the project simulator (``prf:mixed-800x2``, ``prf:mixed-90x1``,
+``prf:mixed-1600x1``, ``prf:digits-90x1``, ``prf:digits-800x2`` ...: family, training images x
 presentations; 28 px digits are resized by the preset like any other images, to 72 px
 with the central 64 px compared). Default: ``project`` and ``prf:mixed-800x2``. For
 each it trains with
@@ -45,23 +45,8 @@ GOAL = "end-to-end >= ridge + 0.03 pixel identification, and above ridge on Lite
 SIM_PRESET = "small"
 DEFAULT_SNR = 0.25
 #: The digits family at the SNR where its ridge matches a real 90-image digits set's (0.93);
-#: the colour family uses ``prf_subject.DEFAULT_SNR`` (docs/simulators-and-greyscale.md).
+#: the colour family uses ``sim.prf.presets.DEFAULT_SNR`` (docs/simulators-and-greyscale.md).
 DIGITS_SNR = 0.2
-
-
-def prf_module() -> Any:
-    """``benchmarks/prf_subject.py``, loaded by path (benchmarks/ is not a package)."""
-    import importlib.util
-
-    name = "prf_subject"
-    if name not in sys.modules:
-        path = Path(__file__).with_name(f"{name}.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def family_snr(family: str, snr: float | None) -> float:
@@ -70,7 +55,9 @@ def family_snr(family: str, snr: float | None) -> float:
         return snr
     if family == "project":
         return DEFAULT_SNR
-    return DIGITS_SNR if family.startswith("prf:digits") else float(prf_module().DEFAULT_SNR)
+    from e2e_recon.sim.prf.presets import DEFAULT_SNR as PRF_SNR
+
+    return DIGITS_SNR if family.startswith("prf:digits") else float(PRF_SNR)
 
 
 def subject_dir(root: Path, family: str, seed: int, snr: float) -> tuple[Path, dict[str, Any]]:
@@ -84,17 +71,12 @@ def subject_dir(root: Path, family: str, seed: int, snr: float) -> tuple[Path, d
 
             simulate_subject(out, preset=SIM_PRESET, seed=seed, snr=snr, progress=False)
         elif family.startswith("prf:"):
-            prf = prf_module()
+            from e2e_recon.sim.prf.subject import PRESETS, simulate_prf_subject
+
             preset = family.partition(":")[2]
-            if preset not in prf.PRESETS:
-                raise SystemExit(f"--family {family}: choose prf:{' or prf:'.join(prf.PRESETS)}")
-            spec = prf.PRESETS[preset]
-            prf.simulate_prf_subject(
-                out, family=spec.family, n_train=spec.n_train,
-                train_presentations=spec.train_presentations, n_test=spec.n_test,
-                test_presentations=spec.test_presentations,
-                image_size_px=spec.image_size_px, snr=snr, seed=seed,
-            )  # fmt: skip
+            if preset not in PRESETS:
+                raise SystemExit(f"--family {family}: choose prf:{' or prf:'.join(PRESETS)}")
+            simulate_prf_subject(out, **vars(PRESETS[preset]), snr=snr, seed=seed)
         else:
             raise SystemExit(f"--family {family}: use 'project' or 'prf:PRESET'")
     return out, json.loads(summary_file.read_text())

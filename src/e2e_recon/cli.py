@@ -56,27 +56,47 @@ def main_options(
     state["debug"] = state["debug"] or debug
 
 
-@app.command()
+def _presets_epilog() -> str:
+    """Every preset of both simulator families, one line each, below the options."""
+    from e2e_recon.sim.catalog import describe_presets
+
+    lines = [f"[bold]{name}[/]  {what}" for name, what in describe_presets().items()]
+    return "[bold]Presets[/]\n\n" + "\n".join(lines)
+
+
+@app.command(epilog=_presets_epilog())
 @user_errors
 def simulate(
-    out: Annotated[Path, typer.Option(help="Folder to write the subject into.")] = Path("sim"),
+    out: Annotated[Path, typer.Option(help="Folder to write the subject(s) into.")] = Path("sim"),
     preset: Annotated[
-        str, typer.Option(help="tiny (seconds), demo or paper (full size).")
+        str,
+        typer.Option(help="Size and simulator family (the list below); prf-* is the pRF family."),
     ] = "demo",
-    subject: Annotated[str, typer.Option(help="Subject name used in file names.")] = "sub-01",
+    subjects: Annotated[
+        int,
+        typer.Option(
+            help="Number of subjects (1-99): sub-01 ... sub-NN see the same stimuli and "
+            "trials, each with its own voxels and noise."
+        ),
+    ] = 1,
+    subject: Annotated[
+        str | None,
+        typer.Option(help="Subject name used in file names (default sub-01; only with one)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical data.")] = 0,
     snr: Annotated[
         float | None, typer.Option(help="Signal-to-noise ratio (default: calibrated).")
     ] = None,
 ) -> None:
-    """Write a simulated subject in the layout of the real Kamitani data.
+    """Write simulated subjects in the layout of the real Kamitani data.
 
-    Example: [bold]e2e-recon simulate --preset demo --out data/sim[/]
+    Example: [bold]e2e-recon simulate --preset demo --subjects 3 --out data/sim[/]
     """
-    from e2e_recon.sim.subject import print_summary, simulate_subject
+    from e2e_recon.sim.printing import print_experiment
+    from e2e_recon.sim.subjects import simulate_subjects
 
-    summary = simulate_subject(out, preset=preset, subject=subject, seed=seed, snr=snr)
-    print_summary(summary, console)
+    summary = simulate_subjects(out, preset, subjects, seed, snr, subject=subject)
+    print_experiment(summary, console, preset)
 
 
 @app.command("import")

@@ -1,14 +1,12 @@
 """Greyscale stimuli end to end through the CLI: train, reconstruct, evaluate, report in grey.
 
-The subject is the greyscale digits family of ``benchmarks/prf_subject.py`` (another
-simulator than ``e2e_recon.sim``), at a tiny size.
+The subject is the greyscale digits family of the pRF simulator (``e2e_recon.sim.prf``,
+independent of the project simulator), at a tiny size.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +24,14 @@ from e2e_recon.data.geometry import read_geometry
 from e2e_recon.device import torch_threads
 from e2e_recon.recon.reconstruct import read_index
 from e2e_recon.report.contents import load_grid, run_settings
+from e2e_recon.sim.prf.subject import simulate_prf_subject
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
 
-PRF_SUBJECT = Path(__file__).resolve().parents[2] / "benchmarks" / "prf_subject.py"
-
 
 def _digits_subject(out: Path) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("prf_subject", PRF_SUBJECT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["prf_subject"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module.simulate_prf_subject(  # type: ignore[no-any-return]
+    return simulate_prf_subject(
         out, family="digits", n_train=30, train_presentations=2, n_test=6,
         test_presentations=3, image_size_px=28, snr=1.0, n_voxels=120, seed=0,
     )  # fmt: skip

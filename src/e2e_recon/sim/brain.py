@@ -184,8 +184,8 @@ def _block_shape(n: int) -> tuple[int, int, int]:
     return n_u, n_v, 2
 
 
-def _area_counts(n_voxels: int) -> list[int]:
-    shares = np.array([a.share for a in AREAS])
+def _area_counts(n_voxels: int, area_shares: tuple[float, ...] | None = None) -> list[int]:
+    shares = np.array([a.share for a in AREAS] if area_shares is None else area_shares)
     counts = np.floor(shares / shares.sum() * n_voxels).astype(int)
     counts[-1] += n_voxels - counts.sum()
     return [int(c) for c in counts]
@@ -233,7 +233,12 @@ def _mid_weights(n: int, n_features: int, rng: np.random.Generator) -> np.ndarra
     return weights
 
 
-def build_brain(n_voxels: int, n_mid_features: int, rng: np.random.Generator) -> BrainModel:
+def build_brain(
+    n_voxels: int,
+    n_mid_features: int,
+    rng: np.random.Generator,
+    area_shares: tuple[float, ...] | None = None,
+) -> BrainModel:
     """Draw a simulated visual cortex.
 
     Parameters
@@ -243,6 +248,8 @@ def build_brain(n_voxels: int, n_mid_features: int, rng: np.random.Generator) ->
     n_mid_features : int
         Number of mid-level feature maps (``FeatureMaps.mid_level.shape[1]``).
     rng : numpy Generator
+    area_shares : tuple of float, optional
+        Relative sizes of the areas (one per :data:`AREAS`); default their ``share``.
 
     Returns
     -------
@@ -252,7 +259,9 @@ def build_brain(n_voxels: int, n_mid_features: int, rng: np.random.Generator) ->
     parts: dict[str, list] = {k: [] for k in ("area", "xyz", "block", "grid", "xy", "ecc")}
     blocks: list[tuple[int, int, int]] = []
     y_offset = 0
-    for index, (spec, count) in enumerate(zip(AREAS, _area_counts(n_voxels), strict=True)):
+    for index, (spec, count) in enumerate(
+        zip(AREAS, _area_counts(n_voxels, area_shares), strict=True)
+    ):
         half = [count // 2, count - count // 2]
         for hemisphere, n in zip((-1, 1), half, strict=True):
             placed = _place_block(spec, n, hemisphere, rng)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from e2e_recon.errors import ConfigError
 
-__all__ = ["DEFAULT_SNR", "PRESETS", "SESSIONS", "SimPreset", "get_preset"]
+__all__ = ["DEFAULT_SNR", "PRESETS", "SESSIONS", "SimPreset", "describe", "get_preset"]
 
 #: Single-trial SNR (stimulus-driven SD / noise SD for a voxel of gain 1), chosen so that
 #: the median noise ceilings at the demo preset (V1 46%, VC 26% for a mean of 12 trials)
@@ -64,6 +64,25 @@ PRESETS: dict[str, SimPreset] = {
         {"training": 5, "test": 24, "artificial": 20, "letters": 12},
     ),
 }
+
+
+_PURPOSE = {
+    "tiny": "tests, seconds",
+    "demo": "the CPU demo",
+    "small": "a small, noisy lab dataset",
+    "paper": "the real experiment's size",
+}
+
+
+def describe(name: str) -> str:
+    """One line for ``simulate --help``: purpose, counts, image size."""
+    p = PRESETS[name]
+    reps = p.repetitions
+    return (
+        f"project family, {_PURPOSE.get(name, name)}: {p.n_training_images} x "
+        f"{reps['training']} training, {p.n_test_images} x {reps['test']} test, "
+        f"{p.image_size_px} px, {p.n_voxels} voxels"
+    )
 
 
 def get_preset(name: str) -> SimPreset:

@@ -4,6 +4,9 @@
 <name>.JPEG`` and ``DIR/truth/`` (noiseless responses, encoding parameters, the feature
 model, the summary). The folder is built under a temporary sibling name and renamed
 at the end, so an interrupted run never leaves a half-written subject.
+
+:func:`build_subject` writes one subject's files given the stimuli and a
+:class:`SubjectDraw`; :mod:`sim.experiment` calls it once per subject of an experiment.
 """
 
 from __future__ import annotations
@@ -11,28 +14,35 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
-from e2e_recon.console_output import print_table
 from e2e_recon.data.bdata import BData
 from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.sim import stimuli
 from e2e_recon.sim.brain import AREAS, BrainModel, build_brain, roi_masks
 from e2e_recon.sim.calibration import calibration_figures
+from e2e_recon.sim.cohort import building_folder
 from e2e_recon.sim.features import compute_features, describe_features
 from e2e_recon.sim.presets import DEFAULT_SNR, SESSIONS, SimPreset, get_preset
 from e2e_recon.sim.trials import Schedule, make_schedule, signal_from_drive, simulate_trials
 
-__all__ = ["fmri_file_name", "print_summary", "simulate_subject"]
+__all__ = [
+    "SubjectDraw",
+    "build_subject",
+    "finalise_paths",
+    "fmri_file_name",
+    "make_stimuli",
+    "simulate_subject",
+    "stream_rng",
+    "write_truth",
+]
 
 #: Column 0 of the two-column ``Label`` block: which session type a sample belongs to.
 STIMULUS_TYPE_CODE = {"training": 1, "test": 2, "artificial": 3, "letters": 4}
@@ -43,9 +53,25 @@ def fmri_file_name(subject: str, session_part: str) -> str:
     return f"{subject}_{session_part}_original_VC.h5"
 
 
-def _rng(seed: int, stream: str) -> np.random.Generator:
+def stream_rng(seed: int, stream: str) -> np.random.Generator:
     """Independent, reproducible random stream per purpose (stable across runs)."""
     return np.random.default_rng([seed, zlib.crc32(stream.encode())])
+
+
+@dataclass(frozen=True)
+class SubjectDraw:
+    """What makes one subject of a simulated experiment its own.
+
+    ``stream`` prefixes the names of the subject's brain and noise streams: ``""`` (the
+    single-subject simulator's streams) or ``"sub-02/"`` and the like in an experiment of
+    several subjects. ``n_voxels`` (None: the preset's) and ``area_shares`` (None: the
+    shares of :data:`brain.AREAS`) size the subject's visual cortex.
+    """
+
+    name: str
+    stream: str = ""
+    n_voxels: int | None = None
+    area_shares: tuple[float, ...] | None = None
 
 
 def _check_arguments(out_dir: Path, subject: str, snr: float | None, overwrite: bool) -> None:
@@ -61,14 +87,14 @@ def _check_arguments(out_dir: Path, subject: str, snr: float | None, overwrite: 
         )
 
 
-def _make_stimuli(spec: SimPreset, seed: int, progress: Progress | None) -> dict:
+def make_stimuli(spec: SimPreset, seed: int, progress: Progress | None) -> dict:
     """All four stimulus sets, keyed like :data:`SESSIONS`."""
     task = progress.add_task("stimuli", total=4) if progress else None
     size = spec.image_size_px
     sets = {}
     for key in ("training", "test"):
         n = spec.n_training_images if key == "training" else spec.n_test_images
-        sets[key] = stimuli.natural_images(key, n, size, _rng(seed, f"stimuli/{key}"))
+        sets[key] = stimuli.natural_images(key, n, size, stream_rng(seed, f"stimuli/{key}"))
         if progress and task is not None:
             progress.advance(task)
     sets["artificial"] = stimuli.artificial_shapes(size)
@@ -78,16 +104,26 @@ def _make_stimuli(spec: SimPreset, seed: int, progress: Progress | None) -> dict
     return sets
 
 
-def _encode(sets: dict, spec: SimPreset, seed: int, progress: Progress | None):
-    """Brain model and standardised noiseless responses (M, V) of each set."""
-    task = progress.add_task("encoding model", total=len(sets)) if progress else None
-    features = {key: compute_features(s.images) for key, s in sets.items()}
+def _encode(sets: dict, context: dict, progress: Progress | None, features: dict | None = None):
+    """Brain model and standardised noiseless responses (M, V) of each set.
+
+    ``features`` (per set) are computed here and freed set by set when not given; a
+    caller simulating several subjects computes them once and passes them in.
+    """
+    draw: SubjectDraw = context["draw"]
+    label = f"{draw.stream}encoding model"
+    task = progress.add_task(label, total=len(sets)) if progress else None
+    owned = features is None
+    if features is None:
+        features = {key: compute_features(s.images) for key, s in sets.items()}
     n_mid = features["training"].mid_level.shape[1]
-    brain = build_brain(spec.n_voxels, n_mid, _rng(seed, "brain"))
+    n_voxels = draw.n_voxels or context["spec"].n_voxels
+    rng = stream_rng(context["seed"], f"{draw.stream}brain")
+    brain = build_brain(n_voxels, n_mid, rng, area_shares=draw.area_shares)
     brain.fit_scales(features["training"])
     drive = {}
     for key in sets:
-        drive[key] = brain.responses(features.pop(key))
+        drive[key] = brain.responses(features.pop(key) if owned else features[key])
         if progress and task is not None:
             progress.advance(task)
     signal = {key: signal_from_drive(d, drive["training"], brain.area) for key, d in drive.items()}
@@ -114,25 +150,30 @@ def _bdata(values: np.ndarray, schedule: Schedule, ids: np.ndarray, key: str, br
     return bdata
 
 
-def _write_session(tmp: Path, key: str, part: str, subject: str, context: dict) -> dict:
-    """Trials, BData file and image files of one session type; returns its counts."""
+def _write_session(tmp: Path, key: str, part: str, context: dict) -> dict:
+    """Trials, BData file (and, unless already written, image files) of one session type;
+    returns its counts. The trial schedule is drawn from a stimulus stream, shared by all
+    subjects of an experiment; the noise from the subject's own stream."""
     spec, seed, snr, brain = context["spec"], context["seed"], context["snr"], context["brain"]
+    draw: SubjectDraw = context["draw"]
     stim = context["sets"][key]
     n_images, reps = len(stim.ids), spec.repetitions[key]
-    schedule = make_schedule(n_images, reps, _rng(seed, f"schedule/{key}"), spec.runs_per_session)
-    values = simulate_trials(
-        context["signal"][key], schedule, brain, snr, _rng(seed, f"noise/{key}")
+    schedule = make_schedule(
+        n_images, reps, stream_rng(seed, f"schedule/{key}"), spec.runs_per_session
     )
+    noise_rng = stream_rng(seed, f"{draw.stream}noise/{key}")
+    values = simulate_trials(context["signal"][key], schedule, brain, snr, noise_rng)
     if key in ("training", "test"):
         context["trials"][key] = (values, schedule.image_index)
     bdata = _bdata(values, schedule, stim.ids, key, brain, stim.names)
     del values
     bdata.header.update(simulated="e2e-recon simulate", preset=spec.name, seed=seed, snr=float(snr))
-    bdata.save(tmp / "fmri" / fmri_file_name(subject, part))
-    folder = tmp / "images" / stim.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in zip(stim.names, stim.jpeg, strict=True):
-        (folder / f"{name}.JPEG").write_bytes(data)
+    bdata.save(tmp / "fmri" / fmri_file_name(draw.name, part))
+    if context["write_images"]:
+        folder = tmp / "images" / stim.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in zip(stim.names, stim.jpeg, strict=True):
+            (folder / f"{name}.JPEG").write_bytes(data)
     return {
         "images": n_images,
         "repetitions": reps,
@@ -142,8 +183,7 @@ def _write_session(tmp: Path, key: str, part: str, subject: str, context: dict) 
     }
 
 
-def _write_truth(tmp: Path, context: dict, summary: dict) -> None:
-    truth = tmp / "truth"
+def write_truth(truth: Path, context: dict, summary: dict) -> None:
     truth.mkdir(parents=True, exist_ok=True)
     brain: BrainModel = context["brain"]
     arrays: dict[str, Any] = brain.truth()
@@ -211,33 +251,34 @@ def simulate_subject(
     spec = get_preset(preset)
     _check_arguments(out, subject, snr, overwrite)
     used_snr = float(DEFAULT_SNR if snr is None else snr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with building_folder(out) as tmp:
         with Progress(disable=not progress, transient=True) as bar:
-            summary = _build(tmp, spec, subject, seed, used_snr, bar)
+            context = {"spec": spec, "seed": seed, "snr": used_snr}
+            context.update(draw=SubjectDraw(subject), write_images=True)
+            context["sets"] = make_stimuli(spec, seed, bar)
+            summary = build_subject(tmp, context, bar)
         summary.update(snr_is_default=snr is None, wall_s=round(time.perf_counter() - start, 1))
-        summary = _finalise_paths(summary, tmp, out)
-        _write_truth(tmp, summary.pop("_context"), summary)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        summary = finalise_paths(summary, out, out / "truth")
+        write_truth(tmp / "truth", summary.pop("_context"), summary)
     return summary
 
 
-def _build(tmp: Path, spec: SimPreset, subject: str, seed: int, snr: float, bar) -> dict:
-    sets = _make_stimuli(spec, seed, bar)
-    brain, drive, signal = _encode(sets, spec, seed, bar)
-    context = {"spec": spec, "seed": seed, "snr": snr, "brain": brain, "sets": sets}
-    context.update(drive=drive, signal=signal, trials={})
-    task = bar.add_task("trials and files", total=len(SESSIONS)) if bar else None
+def build_subject(tmp: Path, context: dict, bar, features: dict | None = None) -> dict:
+    """Encode, write the BData files of one subject under ``tmp``; return its summary.
+
+    ``context`` holds ``spec``, ``seed``, ``snr``, ``draw`` (:class:`SubjectDraw`),
+    ``sets`` (the stimuli) and ``write_images``; the brain, responses and trials are
+    added. The summary keeps ``context`` under ``"_context"`` for :func:`write_truth`.
+    """
+    spec, sets, seed, snr = context["spec"], context["sets"], context["seed"], context["snr"]
+    subject = context["draw"].name
+    brain, drive, signal = _encode(sets, context, bar, features)
+    context.update(brain=brain, drive=drive, signal=signal, trials={})
+    label = f"{context['draw'].stream}trials and files"
+    task = bar.add_task(label, total=len(SESSIONS)) if bar else None
     counts = {}
     for key, part, _ in SESSIONS:
-        counts[key] = _write_session(tmp, key, part, subject, context)
+        counts[key] = _write_session(tmp, key, part, context)
         if bar and task is not None:
             bar.advance(task)
     masks = roi_masks(brain)
@@ -260,62 +301,12 @@ def _build(tmp: Path, spec: SimPreset, subject: str, seed: int, snr: float, bar)
     }
 
 
-def _finalise_paths(summary: dict, tmp: Path, out: Path) -> dict:
-    """Record the final paths (the files are still under ``tmp`` until the rename)."""
+def finalise_paths(summary: dict, out: Path, truth: Path) -> dict:
+    """Record the final paths (the files are still under a temporary name until the rename)."""
     files = {
         key: str(out / "fmri" / fmri_file_name(summary["subject"], part))
         for key, part, _ in SESSIONS
     }
-    summary.update(out_dir=str(out), images_dir=str(out / "images"), truth_dir=str(out / "truth"))
+    summary.update(out_dir=str(out), images_dir=str(out / "images"), truth_dir=str(truth))
     summary["files"] = files
     return summary
-
-
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    """Print what was written and the calibration figures.
-
-    Parameters
-    ----------
-    summary : dict
-        The return value of :func:`simulate_subject`.
-    console : rich Console, optional
-    """
-    console = console or Console()
-    console.print(
-        f"[bold]Simulated {summary['subject']}[/] ({summary['preset']} preset, seed "
-        f"{summary['seed']}, snr {summary['snr']:g}) -> {summary['out_dir']} "
-        f"in {summary['wall_s']:.1f} s"
-    )
-    sets = Table(title="sessions")
-    for column in ("set", "images", "x reps", "samples", "runs", "file"):
-        sets.add_column(column)
-    for key, info in summary["sets"].items():
-        sets.add_row(
-            key,
-            str(info["images"]),
-            str(info["repetitions"]),
-            str(info["samples"]),
-            str(info["runs"]),
-            Path(summary["files"][key]).name,
-        )
-    print_table(console, sets)
-    cal = summary["calibration"]
-    rois = Table(title=f"voxels and noise ceiling (test, mean of {cal['noise_ceiling_n_average']})")
-    for column in ("ROI", "voxels", "median noise ceiling %", "median reliability r"):
-        rois.add_column(column)
-    for roi, n in summary["roi_voxels"].items():
-        rois.add_row(
-            roi,
-            str(n),
-            f"{cal['noise_ceiling_median_pct'][roi]:.1f}",
-            f"{cal['reliability_median'][roi]:.2f}",
-        )
-    print_table(console, rois)
-    quantiles = ", ".join(f"{q}: {v:.2f}" for q, v in cal["reliability_quantiles"].items())
-    console.print(f"voxel reliability (split-half r, training set, VC): {quantiles}")
-    ridge = cal["ridge"]
-    console.print(
-        f"ridge pixel decoder, natural test set: pairwise identification "
-        f"[bold]{100 * ridge['pairwise_identification']:.1f}%[/] "
-        f"({ridge['pixels_px']} px, alpha {ridge['alpha']:.3g})"
-    )

@@ -1,4 +1,4 @@
-"""Stimuli of the ``prf_subject`` simulator: colour patterns and procedural digits.
+"""Stimuli of the pRF simulator family: colour patterns and procedural digits.
 
 Two families, float RGB in [0, 1] of shape (S, S, 3):
 
@@ -157,5 +157,5 @@ def make_stimuli(family: str, n: int, size: int, rng: np.random.Generator) -> tu
     makers = {"shapes": _shapes, "gratings": _gratings, "gabors": _gabors}
     makers.update(checkerboards=_checkerboards, plaids=_plaids)
     kinds = [COLOUR_KINDS[k] for k in rng.permutation(np.arange(n) % len(COLOUR_KINDS))]
-    images = np.stack([np.clip(makers[k](rng, size), 0, 1) for k in kinds])
-    return images, kinds, [COLOUR_SYNSET[k] for k in kinds]
+    stack = np.stack([np.clip(makers[k](rng, size), 0, 1) for k in kinds])
+    return stack, kinds, [COLOUR_SYNSET[k] for k in kinds]

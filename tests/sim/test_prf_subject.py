@@ -1,4 +1,4 @@
-"""The second simulator family (``benchmarks/prf_subject.py``) read through e2e-recon's loaders.
+"""The second simulator family (``e2e_recon.sim.prf``) read through e2e-recon's loaders.
 
 The module writes its BData files with h5py directly, so these tests also check the
 reader on a layout it did not write: keys stored as fixed-length byte strings, the
@@ -7,9 +7,8 @@ stimulus id only in column 1 of ``Label``, voxels outside ``ROI_VC``.
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,12 @@ from PIL import Image
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import load_test_set, load_training_set
 from e2e_recon.data.labels import id_to_name
+from e2e_recon.errors import ConfigError, DataError
+from e2e_recon.sim import prf as prf_package
+from e2e_recon.sim.prf import stimuli as prf_stimuli
+from e2e_recon.sim.prf import subject as prf
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "prf_subject.py"
-
-
-def _load_module() -> Any:
-    spec = importlib.util.spec_from_file_location("prf_subject", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["prf_subject"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-prf = _load_module()
+SIM_PRF = Path(prf_package.__file__).parent
 
 TINY = dict(
     family="mixed",
@@ -167,7 +158,9 @@ def test_the_digits_family_is_greyscale_on_disk_and_when_loaded(
     images = np.asarray(training.images)
     assert (images == images[..., :1]).all()
     assert images.max() > 150 and np.median(images) < 60  # light strokes on a dark ground
-    digit_of = {id_to_name(float(i)): int(i) - prf.DIGIT_SYNSET for i in training.stimulus_ids}
+    digit_of = {
+        id_to_name(float(i)): int(i) - prf_stimuli.DIGIT_SYNSET for i in training.stimulus_ids
+    }
     assert set(digit_of.values()) == set(range(10))  # ten training images: one per digit
 
 
@@ -197,20 +190,26 @@ def test_bad_arguments_are_refused_with_the_reason(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "file").write_text("x")
-    with pytest.raises(ValueError, match="not an empty folder"):
+    with pytest.raises(DataError, match="not empty"):
         prf.simulate_prf_subject(busy, **TINY)
-    with pytest.raises(ValueError, match="snr"):
+    with pytest.raises(ConfigError, match="snr"):
         prf.simulate_prf_subject(tmp_path / "x", snr=0.0, **TINY)
-    with pytest.raises(ValueError, match="family"):
+    with pytest.raises(ConfigError, match="family"):
         prf.simulate_prf_subject(tmp_path / "y", **{**TINY, "family": "faces"})
     assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y.partial*"))
 
 
-def test_command_line_writes_a_preset_with_overrides(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [str(tmp_path / "cli"), "--preset", "digits-90x1", "--n-train", "6", "--n-voxels", "40"]
-    assert prf.main(args) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["family"] == "digits" and printed["image_size_px"] == 28
-    assert printed["sets"]["training"]["samples"] == 6 and printed["n_voxels"] == 40
+def test_it_shares_no_code_with_the_project_simulator() -> None:
+    """An independent check: from ``e2e_recon.sim`` it imports only itself and ``cohort``."""
+    allowed = ("e2e_recon.sim.prf", "e2e_recon.sim.cohort")
+    for path in SIM_PRF.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("e2e_recon.sim") and name not in ("e2e_recon.sim",):
+                    assert name.startswith(allowed), f"{path.name} imports {name}"

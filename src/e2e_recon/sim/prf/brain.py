@@ -1,4 +1,4 @@
-"""Encoding model of the ``prf_subject`` simulator: population receptive fields over features.
+"""Encoding model of the pRF simulator family: population receptive fields over features.
 
 Each image becomes feature maps (luminance, the colour-opponent maps R-G and B-Y, and
 contrast energy from quadrature Gabor pairs at 4 orientations and 2 scales). Each voxel
