@@ -353,6 +353,13 @@ def evaluate(
     dest: Annotated[
         Path | None, typer.Option(help="Data home with weights/ (default: E2E_RECON_HOME).")
     ] = None,
+    nsd_resize: Annotated[
+        str,
+        typer.Option(
+            help="nsd: 'antialias' (default) or 'notebook' (no antialiasing, as MindEye's "
+            "published notebook resized) to match a published table."
+        ),
+    ] = "antialias",
 ) -> None:
     """Score reconstructions: identification, PixCorr, SSIM, feature identification.
 
@@ -372,7 +379,9 @@ def evaluate(
     from e2e_recon.evaluate.suites import SuiteOptions, parse_n_way, parse_suites, suite_tables
 
     suites = parse_suites(suite or [])
-    options = SuiteOptions(home=dest, n_way=parse_n_way(n_way), distractors_dir=distractors)
+    options = SuiteOptions(
+        home=dest, n_way=parse_n_way(n_way), distractors_dir=distractors, nsd_resize=nsd_resize
+    )
     if resolution_px is None:
         recorded = read_geometry(recon)
         resolution_px = recorded.resolution_px if recorded else 64

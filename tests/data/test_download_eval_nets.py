@@ -12,6 +12,7 @@ import pytest
 import torch
 from fake_figshare import FakeFigshare
 from PIL import Image
+from rich.console import Console
 from torch import nn
 
 from e2e_recon.data import download as dl
@@ -148,11 +149,19 @@ def test_download_verifies_caches_and_the_suite_reads_the_home(
         n_boot=10, device="cpu",
     )  # fmt: skip
     scores = result["suites"]["nsd"]["rows"][0]["scores"]
-    assert all(scores[k] is not None for k in ("clip", "effnet", "swav"))
+    assert all(scores[k] is not None for k in ("effnet", "swav"))
     assert scores["alexnet2"] is None and scores["inception"] is None
-    missing = result["suites"]["nsd"]["missing"]
-    assert set(missing) == {"alexnet", "inception_v3"}
+    # The loopback server's files are not the official releases: used, labelled unverified;
+    # its CLIP archive is TorchScript (code), so it is loaded only when the checksum matches.
+    assert scores["clip"] is None
+    nsd = result["suites"]["nsd"]
+    assert {k: v["status"] for k, v in nsd["weights"].items()} == {
+        "efficientnet_b1": "unverified", "swav_resnet50": "unverified",
+    }  # fmt: skip
+    missing = nsd["missing"]
+    assert set(missing) == {"alexnet", "inception_v3", "clip_vit_l14"}
     assert "run `e2e-recon download eval-nets`" in missing["alexnet"]
+    assert missing["clip_vit_l14"].startswith("unverified: ViT-L-14.pt, SHA-256")
 
 
 def test_a_swav_file_that_is_not_a_resnet50_is_refused_and_deleted(
@@ -172,12 +181,65 @@ def test_clip_checksum_mismatch_is_refused(server: FakeFigshare, tmp_path: Path)
         dl.download("eval-nets", dest=tmp_path, sources=sources, options=FAST, show_progress=False)
 
 
-def test_a_file_placed_by_hand_is_used_only_once_verified(tmp_path: Path) -> None:
+def test_a_file_placed_by_hand_is_used_and_labelled_unverified(tmp_path: Path) -> None:
+    """A hand-placed file (no download record) is used, but named "unverified" with its
+    SHA-256 in the notices, the table and metrics.json: its content is not the release."""
+    from e2e_recon.evaluate.evaluate import evaluate_recon
+    from e2e_recon.evaluate.suites import SuiteOptions, suite_tables
+
     weights = tmp_path / "weights"
     weights.mkdir()
-    torch.save(EfficientNetB1().state_dict(), weights / "efficientnet_b1-c27df63c.pth")
-    assert find_weights("efficientnet_b1", tmp_path) is None
+    path = weights / "efficientnet_b1-c27df63c.pth"
+    torch.save(EfficientNetB1().state_dict(), path)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert find_weights("efficientnet_b1", tmp_path) == path
     source = NetSource(tmp_path)
     with source.open("efficientnet_b1") as net:
-        assert net is None
-    assert "has not been verified; run `e2e-recon download eval-nets`" in source.notices()[0]
+        assert net is not None
+    assert source.weights["efficientnet_b1"]["status"] == "unverified"
+    assert source.used["efficientnet_b1"].startswith("unverified: efficientnet_b1-c27df63c.pth")
+    assert sha256 in source.notices()[0]
+
+    recon_dir, images_dir = _recon_folder(tmp_path, n_images=3)
+    result = evaluate_recon(
+        recon_dir, images_dir, suites=["nsd"], suite_options=SuiteOptions(home=tmp_path),
+        n_boot=10, device="cpu",
+    )  # fmt: skip
+    nsd = result["suites"]["nsd"]
+    assert nsd["weights"]["efficientnet_b1"] == {
+        "file": path.name, "sha256": sha256, "published": "sha256-prefix c27df63c",
+        "status": "unverified",
+    }  # fmt: skip
+    assert nsd["rows"][0]["scores"]["effnet"] is not None
+    assert "IMAGENET1K_V2 (efficientnet_b1" not in str(nsd["networks"])  # not named official
+    console = Console(width=400, record=True, file=io.StringIO())
+    for table in suite_tables(result):
+        console.print(table)
+    printed = " ".join(console.export_text().split())  # the caption wraps to the table's width
+    assert f"unverified: efficientnet_b1-c27df63c.pth, SHA-256 {sha256}" in printed
+
+
+def test_a_file_whose_sha256_matches_is_labelled_official(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The official label needs the published checksum to match (here a release whose
+    published prefix is this file's); the same file under another release is unverified."""
+    import dataclasses
+
+    from e2e_recon.evalnets import registry
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    path = weights / "efficientnet_b1-c27df63c.pth"
+    torch.save(EfficientNetB1().state_dict(), path)
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    spec = registry.EVAL_NETS["efficientnet_b1"]
+    url = spec.url.replace("c27df63c", prefix)
+    monkeypatch.setitem(registry.EVAL_NETS, "efficientnet_b1", dataclasses.replace(spec, url=url))
+    check = registry.check_weights("efficientnet_b1", path)
+    assert check.official and check.as_dict()["status"] == "official"
+    assert check.label(spec.title).startswith(f"{spec.title} (efficientnet_b1-c27df63c.pth")
+    source = NetSource(tmp_path)
+    with source.open("efficientnet_b1") as net:
+        assert net is not None
+    assert source.notices() == []

@@ -40,7 +40,7 @@ def test_mat_import_gives_files_training_accepts(tmp_path: Path) -> None:
     assert summary["n_training_samples"] == 9 and summary["n_test_samples"] == 6
     assert summary["n_training_images"] == 3 and summary["n_test_images"] == 2
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["fmri", "images"]
+    assert sorted(p.name for p in out.iterdir()) == ["fmri", "images", "preview.png"]
     assert summary["training_file"] == str(out / "fmri" / TRAIN_NAME)
     ts = load_training_set(summary["training_file"], summary["training_images_dir"], "ROI_V1", 20)
     assert ts.voxels.shape == (9, 3) and ts.images.shape == (3, 20, 20, 3)
@@ -140,7 +140,7 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         BData(summary["training_file"]).get("VoxelData")[0], arrays(seed=5)["voxels"][0]
     )
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fmri", "images"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fmri", "images", "preview.png"]
 
 
 @pytest.mark.bdpy

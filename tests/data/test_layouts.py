@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from PIL import Image
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import NormStats, load_test_set, load_training_set
@@ -91,6 +92,56 @@ def test_row_major_order_gives_transposed_images(tmp_path: Path) -> None:
     summary = import_arrays(tmp_path / "digits.npz", tmp_path / "out")
     ts = load_training_set(summary["training_file"], summary["training_images_dir"], "ROI_VC", SIDE)
     np.testing.assert_array_equal(ts.images[ts.image_index[0], ..., 0], images[0].T)
+
+
+def test_import_writes_a_preview_and_says_how_flat_images_were_read(tmp_path: Path) -> None:
+    """Without --images-order F the digits come out transposed and nothing in the file can
+    tell: the import writes preview.png (training and test rows, with names) and the
+    summary says how the flat rows were read, that --images-order F transposes them, and
+    that both orders give plausible images."""
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+    from e2e_recon.data.import_preview import PREVIEW_COUNT
+
+    arrays, images = digits()
+    scipy.io.savemat(tmp_path / "digits.mat", arrays)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["import", str(tmp_path / "digits.mat"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    assert f"preview: {out / 'preview.png'}" in printed and "check that they are upright" in printed
+    assert "reshaped to 10 x 10, read row-major (C)" in printed
+    assert "--images-order F reads them column-major (F, MATLAB), which transposes" in printed
+    assert "Both orders give plausible images" in printed
+    with Image.open(out / "preview.png") as sheet:
+        preview = np.asarray(sheet.convert("L"))
+    # Row 1: the first training images, 96 px each, nearest-neighbour, so each source
+    # pixel is a 9.6 px block; the transposed digit has its white row as the left column.
+    first = preview[4 + 18 : 4 + 18 + 96, 4 : 4 + 96]
+    np.testing.assert_array_equal(first[:, 0], np.full(96, 255))
+    assert first[50, 50] == images[0].T[5, 5]
+    test_row_top = 4 + 2 * 18 + 96 + 4 + 14
+    test_first = preview[test_row_top : test_row_top + 96, 4 : 4 + 96]
+    assert test_first[50, 50] == images[N_TRAIN].T[5, 5]  # the test row shows test images
+    assert preview.shape[1] == PREVIEW_COUNT * 100 + 4  # 8 named thumbnails per row
+
+    upright = import_arrays(tmp_path / "digits.mat", tmp_path / "f", images_order="F")
+    assert "read column-major (F, MATLAB)" in upright["images_reshaped"]
+    assert "--images-order C" in upright["images_reshaped"]
+
+
+def test_flat_images_not_square_name_the_smoother_order() -> None:
+    """10 x 20 images: the wrong order scrambles rows, so the note says which order to use."""
+    from e2e_recon.data.import_preview import flat_images_note
+
+    yy, xx = np.mgrid[0:10, 0:20]
+    smooth = np.stack([(yy * 10 + xx * 3 + k) % 256 for k in range(6)]).astype(np.float64)
+    flat_f = np.stack([im.ravel(order="F") for im in smooth])
+    wrong = flat_images_note([flat_f], (10, 20), "C")
+    assert "look scrambled" in wrong and "import again with --images-order F" in wrong
+    right = flat_images_note([flat_f], (10, 20), "F")
+    assert "look scrambled" not in right and "reshaped to 10 x 20" in right
 
 
 def test_explicit_class_labels_refused(tmp_path: Path) -> None:

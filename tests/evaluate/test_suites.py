@@ -172,3 +172,91 @@ def test_report_shows_the_suite_tables(tmp_path: Path) -> None:
     assert "Missing: CLIP ViT-L/14" in page
     assert "%</td>" in page  # identification in percent
     assert suites_html(tmp_path) == ""
+
+
+def _notebook_pixel_scores(recons: np.ndarray, stimuli: np.ndarray) -> tuple[float, float]:
+    """PixCorr and SSIM in the order of MindEye's Reconstruction_Metrics notebook: images in
+    0-1, ``Resize((256, 256))``, then ``Resize(425)`` (torchvision 0.14: bilinear, no
+    antialiasing), flattened Pearson r; ``rgb2gray`` and SSIM with the notebook's settings."""
+    import torch.nn.functional as F
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
+    def notebook(images: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(images / 255.0).float().permute(0, 3, 1, 2)  # (N, 3, S, S)
+        x = F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=(425, 425), mode="bilinear", align_corners=False)
+
+    pred, true = notebook(recons), notebook(stimuli)
+    flat_p, flat_t = pred.reshape(len(pred), -1).numpy(), true.reshape(len(true), -1).numpy()
+    pixcorr = np.mean([np.corrcoef(t, p)[0][1] for t, p in zip(flat_t, flat_p, strict=True)])
+    grey_p = rgb2gray(pred.permute(0, 2, 3, 1).numpy())
+    grey_t = rgb2gray(true.permute(0, 2, 3, 1).numpy())
+    ssim = np.mean(
+        [
+            structural_similarity(
+                p,
+                t,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=1.0,
+            )
+            for p, t in zip(grey_p, grey_t, strict=True)
+        ]
+    )
+    return float(pixcorr), float(ssim)
+
+
+def test_nsd_resizes_to_256_first_as_the_notebook_does() -> None:
+    """227 px images: the suite's PixCorr and SSIM equal the notebook's order of operations
+    (256 px first, then 425 px); resizing straight to 425 px, as before, gives other numbers."""
+    from e2e_recon.evaluate.nsd_suite import run_nsd
+    from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, size=(3, 12, 12, 3)).astype(np.float64)
+    stimuli = np.kron(base, np.ones((1, 19, 19, 1)))[:, :227, :227]  # blocky 227 px images
+    recons = np.clip(stimuli + rng.normal(scale=60, size=stimuli.shape), 0, 255).round()
+    group = SuiteGroup("natural", "e2e", ("a", "b", "c"), recons, stimuli)
+    want_pixcorr, want_ssim = _notebook_pixel_scores(recons, stimuli)
+    for resize in ("notebook", "antialias"):  # 227 -> 256 -> 425 only enlarges: both agree
+        table = run_nsd([group], NetSource(given={}), resize=resize)
+        scores = table["rows"][0]["scores"]
+        assert scores["pixcorr"] == pytest.approx(want_pixcorr, abs=2e-6)
+        assert scores["ssim"] == pytest.approx(want_ssim, abs=2e-6)
+        assert table["protocol"]["first_resize_px"] == 256 and table["protocol"]["resize"] == resize
+    straight_ssim = _straight_ssim(recons, stimuli)
+    assert abs(straight_ssim - want_ssim) > 1e-3  # the old order does not match the notebook
+
+
+def _straight_ssim(recons: np.ndarray, stimuli: np.ndarray) -> float:
+    from e2e_recon.evalnets.extract import resize_bilinear
+    from e2e_recon.evaluate.metrics import ssim_scores
+
+    pred, true = resize_bilinear(recons, 425), resize_bilinear(stimuli, 425)
+    return float(np.mean(ssim_scores(pred, true, data_range=255.0, greyscale=True)))
+
+
+def test_nsd_notebook_resize_does_not_antialias_and_metrics_json_says_how() -> None:
+    """Images larger than 256 px: the notebook mode shrinks without antialiasing (as
+    torchvision 0.14 did) and matches the notebook; the default antialiases and says so."""
+    from e2e_recon.evaluate.nsd_suite import run_nsd
+    from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup
+
+    rng = np.random.default_rng(1)
+    stimuli = rng.integers(0, 256, size=(3, 512, 512, 3)).astype(np.float64)  # as diffusion output
+    recons = np.clip(stimuli + rng.normal(scale=80, size=stimuli.shape), 0, 255).round()
+    group = SuiteGroup("natural", "e2e", ("a", "b", "c"), recons, stimuli)
+    notebook = run_nsd([group], NetSource(given={}), resize="notebook")
+    want_pixcorr, _ = _notebook_pixel_scores(recons, stimuli)
+    assert notebook["rows"][0]["scores"]["pixcorr"] == pytest.approx(want_pixcorr, abs=2e-6)
+    default = run_nsd([group], NetSource(given={}))
+    assert abs(default["rows"][0]["scores"]["pixcorr"] - want_pixcorr) > 1e-4  # antialiased
+    protocol = default["protocol"]
+    assert protocol["antialias"] is True and not notebook["protocol"]["antialias"]
+    assert any("float16" in line for line in protocol["differences_from_notebook"])
+    assert any("0.14.1" in line for line in protocol["differences_from_notebook"])
+    assert set(protocol["versions"]) == {"torch", "scikit-image", "numpy"}
+    with pytest.raises(ConfigError, match="--nsd-resize 'fast'"):
+        SuiteOptions(nsd_resize="fast")

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from e2e_recon.data.import_preview import preview_summary
 from e2e_recon.data.import_writer import Volume, write_import
 from e2e_recon.data.layouts import (
     Layout,
@@ -365,18 +366,21 @@ def import_arrays(
         layout = _pooled_layout(arrays, voxels_key, labels_key, images_key, split_key)
     _check_set_shapes(layout)
     shape = images_shape if isinstance(images_shape, tuple) else parse_images_shape(images_shape)
-    pairing = pair_images(
-        layout,
-        lambda x: images_to_uint8(x, shape, images_order),
-        label_base,
-        have_images_dir=images_dir is not None,
-    )
+    flat: list[np.ndarray] = []  # flat image arrays, for the summary's note on their order
+
+    def to_images(x: np.ndarray) -> np.ndarray:
+        if np.ndim(x) == 2:
+            flat.append(np.asarray(x))
+        return images_to_uint8(x, shape, images_order)
+
+    pairing = pair_images(layout, to_images, label_base, have_images_dir=images_dir is not None)
     n_voxels = pairing.sets["training"][0].shape[1]
     xyz = arrays.get("voxel_xyz")
     if xyz is not None and np.asarray(xyz).shape != (n_voxels, 3):
         raise DataError(f"voxel_xyz has shape {np.shape(xyz)}; expected ({n_voxels}, 3).")
     volume = Volume(_rois(arrays, n_voxels), None if xyz is None else np.asarray(xyz, float))
     summary = write_import(out_dir, pairing, volume, subject, images_dir, overwrite, set_name)
+    summary.update(preview_summary(out_dir, summary, flat, shape, images_order))
     return {**summary, **_choices(source, out_dir, layout, pairing, shape, images_order)}
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from e2e_recon.data.import_preview import preview_summary
 from e2e_recon.data.import_writer import Volume, write_import
 from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError
@@ -276,6 +277,7 @@ def import_nifti(
         images_dir = stimuli if stimuli.is_dir() else table_path.parent
     pairing = Pairing(sets, None, per_sample=False, notes=[])
     summary = write_import(out_dir, pairing, volume, subject, images_dir, overwrite, set_name)
+    summary.update(preview_summary(out_dir, summary))
     summary.update(
         betas_from=", ".join(p.name for p in betas[:3]) + (" ..." if len(betas) > 3 else ""),
         mask_from=mask_path.name,

@@ -26,20 +26,23 @@ class Preprocess:
     Attributes
     ----------
     size_px : int
-        Square size after a bilinear resize (antialiased when shrinking, as
-        torchvision's ``Resize`` does on tensors).
+        Square size after a bilinear resize.
     mean, std : tuple of float
         Per-channel normalisation of RGB in 0-1.
+    antialias : bool
+        Antialias when shrinking, as torchvision's ``Resize`` does on tensors since
+        0.17 (True), or not, as torchvision up to 0.16 did by default (False).
     """
 
     size_px: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    antialias: bool = True
 
     def __call__(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         """(B, S, S, 3) RGB 0-255 -> (B, 3, size, size) normalised float32 tensor."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
-        x = _resize(x.permute(0, 3, 1, 2) / 255.0, self.size_px)  # (B, 3, size, size) in 0-1
+        x = _resize(x.permute(0, 3, 1, 2) / 255.0, self.size_px, self.antialias)  # 0-1
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -100,19 +103,20 @@ def _saver(store: dict[str, torch.Tensor], name: str):
     return hook
 
 
-def resize_bilinear(images: np.ndarray, size_px: int) -> np.ndarray:
-    """(N, S, S, C) -> (N, size, size, C) float64, bilinear as :class:`Preprocess` resizes.
+def resize_bilinear(images: np.ndarray, size_px: int, antialias: bool = True) -> np.ndarray:
+    """(N, H, W, C) -> (N, size, size, C) float64, bilinear as :class:`Preprocess` resizes.
 
     Upsampling (and bilinear interpolation generally) keeps values inside the
-    range of the input, so images in 0-255 stay there.
+    range of the input, so images in 0-255 stay there. ``antialias``: as for
+    :class:`Preprocess`.
     """
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
-    return _resize(x, size_px).permute(0, 2, 3, 1).numpy().astype(np.float64)
+    return _resize(x, size_px, antialias).permute(0, 2, 3, 1).numpy().astype(np.float64)
 
 
-def _resize(x: torch.Tensor, size_px: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, size, size), bilinear, antialiased when shrinking (as
-    torchvision's ``Resize`` on tensors); unchanged when already that size."""
+def _resize(x: torch.Tensor, size_px: int, antialias: bool = True) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size), bilinear (torchvision's ``Resize`` on tensors),
+    antialiased when shrinking if ``antialias``; unchanged when already that size."""
     if x.shape[-1] == size_px and x.shape[-2] == size_px:
         return x
     return F.interpolate(
@@ -120,5 +124,5 @@ def _resize(x: torch.Tensor, size_px: int) -> torch.Tensor:
         size=(size_px, size_px),
         mode="bilinear",
         align_corners=False,
-        antialias=size_px < max(x.shape[-2:]),
+        antialias=antialias and size_px < max(x.shape[-2:]),
     )

@@ -18,15 +18,16 @@ checked by its content: it must hold every ResNet-50 parameter with the right
 shape (the download prints its SHA-256, to compare with another copy).
 Every file must also load strictly into its architecture.
 
-Files are fetched by ``e2e-recon download eval-nets``. Evaluation uses only
-files that the download verified (a file put in place by hand is verified by
-running that command, which then does not fetch it again), and never touches
-the network.
+Files are fetched by ``e2e-recon download eval-nets``. Evaluation hashes each
+file it uses (:func:`check_weights`) and names it the official release only when
+its SHA-256 (or the published prefix) matches; any other file, one put in place
+by hand included, is used and labelled "unverified" with its SHA-256, except a
+TorchScript archive (it runs code) that does not match. Evaluation never
+touches the network.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import urllib.parse
@@ -39,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from e2e_recon.data.fetch import RemoteFile
+from e2e_recon.data.fetch import RemoteFile, file_digest
 from e2e_recon.data.home import WEIGHTS_DIR, data_home, remote_file_path
 from e2e_recon.errors import ModelFormatError
 from e2e_recon.evalnets.clip_vit import VisionTransformer, ViTShape
@@ -160,39 +161,86 @@ def eval_net_remote(spec: EvalNetSpec, home: Path, url: str | None = None) -> Re
 
 
 def find_weights(key: str, home: str | os.PathLike[str] | None = None) -> Path | None:
-    """The verified weights file of a network in ``HOME/weights``, or None.
+    """The weights file of a network in ``HOME/weights``, or None.
 
-    A file counts when the download left a verification record that still matches
-    it (same size and modification time).
+    The official file name is preferred; otherwise the first file of the same
+    name stem (``alexnet-owt-*.pth``). Whether it is the official release is
+    decided by :func:`check_weights`, from its content, each time it is used.
     """
     folder = data_home(home) / WEIGHTS_DIR
     spec = EVAL_NETS[key]
-    for path in sorted(folder.glob(spec.pattern)) if folder.is_dir() else []:
-        if _has_matching_record(path):
-            return path
-    return None
-
-
-def unverified_weights(key: str, home: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Files that look like a network's weights but carry no matching verification record."""
-    folder = data_home(home) / WEIGHTS_DIR
     if not folder.is_dir():
-        return []
-    return [p for p in sorted(folder.glob(EVAL_NETS[key].pattern)) if not _has_matching_record(p)]
+        return None
+    candidates = sorted(p for p in folder.glob(spec.pattern) if p.is_file())
+    official = [p for p in candidates if p.name == spec.file_name]
+    found = official or candidates
+    return found[0] if found else None
 
 
-def _has_matching_record(path: Path) -> bool:
-    sidecar = path.with_name(f".{path.name}.verified.json")
-    try:
-        record = json.loads(sidecar.read_text())
-        stat = path.stat()
-    except (OSError, ValueError):
-        return False
-    return bool(record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns)
+@dataclass(frozen=True)
+class WeightsCheck:
+    """What a weights file is: its SHA-256, and whether that is the published one.
+
+    Attributes
+    ----------
+    file : str
+        File name.
+    sha256 : str
+        Full SHA-256 of the file, computed when it was used.
+    published : str or None
+        The checksum the official release publishes (``"sha256 <hex>"`` or
+        ``"sha256-prefix <hex>"``); None when none is published (SwAV).
+    official : bool
+        True only when ``sha256`` matched ``published``.
+    """
+
+    file: str
+    sha256: str
+    published: str | None
+    official: bool
+
+    def label(self, title: str) -> str:
+        """``title (file)`` for the official release, else ``unverified: ...`` with the
+        SHA-256 and why."""
+        if self.official:
+            return f"{title} ({self.file}, SHA-256 matches the published {self.published})"
+        why = (
+            f"does not match the published {self.published}"
+            if self.published
+            else "no checksum is published"
+        )
+        return f"unverified: {self.file}, SHA-256 {self.sha256} ({why}; not known to be {title})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``metrics.json``: file, sha256, published, status (official or unverified)."""
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "published": self.published,
+            "status": "official" if self.official else "unverified",
+        }
 
 
-def load_eval_net(key: str, path: Path) -> nn.Module:
+def check_weights(key: str, path: Path) -> WeightsCheck:
+    """Hash ``path`` and compare it with the checksum the official release publishes.
+
+    The file is hashed every time (a verification record of size and time, as the
+    download keeps, cannot tell a replaced file from the release).
+    """
+    algorithm, digest = digest_of_url(EVAL_NETS[key].url)
+    sha256 = file_digest(path, "sha256")
+    official = digest is not None and (
+        sha256.startswith(digest) if algorithm == "sha256-prefix" else sha256 == digest
+    )
+    published = f"{algorithm} {digest}" if digest else None
+    return WeightsCheck(path.name, sha256, published, official)
+
+
+def load_eval_net(key: str, path: Path, allow_code: bool = True) -> nn.Module:
     """The network ``key`` with the weights in ``path``, float32, in eval mode, frozen.
+
+    ``allow_code=False`` refuses a TorchScript archive (OpenAI's CLIP format carries
+    code): pass it for a file whose checksum did not match the release.
 
     Raises
     ------
@@ -201,7 +249,7 @@ def load_eval_net(key: str, path: Path) -> nn.Module:
         (naming the first differences).
     """
     spec = EVAL_NETS[key]
-    state = _read_state(spec, path)
+    state = _read_state(spec, path, allow_code)
     if spec.kind == "swav":
         state = {k.removeprefix("module."): v for k, v in state.items()}
         state = {k: v for k, v in state.items() if not k.startswith(SWAV_HEAD_PREFIXES)}
@@ -241,10 +289,10 @@ def check_state_dict(net: nn.Module, state: Mapping[str, Tensor], what: str) -> 
         )
 
 
-def _read_state(spec: EvalNetSpec, path: Path) -> dict[str, Tensor]:
+def _read_state(spec: EvalNetSpec, path: Path, allow_code: bool = True) -> dict[str, Tensor]:
     state: Any
     try:
-        if spec.kind == "clip":
+        if spec.kind == "clip" and allow_code:
             state = _read_clip_archive(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -263,8 +311,9 @@ def _read_state(spec: EvalNetSpec, path: Path) -> dict[str, Tensor]:
 def _read_clip_archive(path: Path) -> dict[str, Tensor]:
     """OpenAI's release is a TorchScript archive; a plain state dict is read too.
 
-    Only verified files reach this point (see :func:`find_weights`): a TorchScript
-    archive carries code, so its checksum is what makes it trustworthy.
+    Only files whose SHA-256 matched the release reach this point (see
+    :func:`load_eval_net`): a TorchScript archive carries code, so its checksum is
+    what makes it trustworthy.
     """
     try:
         with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file format

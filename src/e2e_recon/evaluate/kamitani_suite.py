@@ -134,6 +134,7 @@ def run_kamitani(
         "analyses": analyses(n_way),
         "feature_spaces": spaces,
         "networks": dict(nets.used),
+        "weights": dict(nets.weights),
         "missing": {k: v for k, v in nets.missing.items() if k in NETWORK_LAYERS},
         "distractors": {
             "source": distractors.source if distractors else "the other stimuli of the set",

@@ -2,11 +2,15 @@
 
 Source of every definition: MindEye (Scotti et al. 2023), MedARC-AI/fMRI-reconstruction-NSD,
 ``src/Reconstruction_Metrics.py``; MindEye2 and Brain-Diffuser report the same
-eight columns. Images enter as RGB in 0-1 (``/ 255``); every resize is bilinear
-(torchvision ``Resize`` on tensors: antialiased when shrinking).
+eight columns. Images enter as RGB in 0-1 (``/ 255``). As in that notebook, both
+reconstructions and stimuli are first resized to 256 x 256
+(``transforms.Resize((256, 256))``), and every metric starts from those images.
+Every resize is bilinear (torchvision ``Resize`` on tensors); the notebook's
+torchvision 0.14.1 did not antialias, current torchvision does when shrinking:
+``resize="antialias"`` (default) does, ``resize="notebook"`` reproduces the notebook.
 
 ============  ================================================================================
-PixCorr       both images resized to 425 px; Pearson r of the flattened RGB pixels of each
+PixCorr       both 256 px images resized to 425 px; Pearson r of the flattened RGB pixels of each
               reconstruction with its stimulus; mean over images
 SSIM          resized to 425 px, ``skimage.color.rgb2gray``, ``structural_similarity`` with
               Gaussian weights (sigma 1.5), ``use_sample_covariance=False``, ``data_range=1``
@@ -32,11 +36,14 @@ reconstructions. Published tables print it as a percentage.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import importlib.metadata
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
+from e2e_recon.errors import ConfigError
 from e2e_recon.evalnets.clip_vit import CLIP_MEAN, CLIP_STD
 from e2e_recon.evalnets.extract import Preprocess, module_features, resize_bilinear
 from e2e_recon.evalnets.inception import IMAGENET_MEAN, IMAGENET_STD
@@ -58,6 +65,11 @@ SOURCE = (
     "MindEye evaluation code (MedARC-AI/fMRI-reconstruction-NSD, src/Reconstruction_Metrics.py)"
 )
 PIXEL_SIZE_PX = 425
+#: The notebook resizes every image to this (both sides) before any metric.
+FIRST_SIZE_PX = 256
+#: ``antialias``: antialias when shrinking (torchvision >= 0.17); ``notebook``: never,
+#: as the notebook's torchvision 0.14.1 (its environment.yaml) resized tensors.
+RESIZE_MODES = ("antialias", "notebook")
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,9 @@ COLUMNS: tuple[NsdColumn, ...] = (
 NETS = tuple(dict.fromkeys(c.net for c in COLUMNS if c.net is not None))
 
 
-def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> dict[str, Any]:
+def run_nsd(
+    groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16, resize: str = "antialias"
+) -> dict[str, Any]:
     """The NSD table of every (set, method).
 
     Parameters
@@ -103,15 +117,22 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
     nets : NetSource
         Where the networks come from; a missing one leaves its columns None.
     batch_size : int
+    resize : {"antialias", "notebook"}
+        Whether shrinking resizes antialias (see :data:`RESIZE_MODES`).
 
     Returns
     -------
     dict
-        ``source``, ``columns`` (key, label, higher_is_better, identification),
-        ``networks`` (key -> what was used), ``missing`` (key -> how to get it)
-        and ``rows`` (set, method, n_images, scores: key -> mean or None).
+        ``source``, ``protocol`` (see :func:`protocol`), ``columns`` (key, label,
+        higher_is_better, identification), ``networks`` (key -> what was used),
+        ``weights`` (key -> file, sha256, status), ``missing`` (key -> how to get
+        it) and ``rows`` (set, method, n_images, scores: key -> mean or None).
     """
-    scores: list[dict[str, float | None]] = [_pixel_scores(g) for g in groups]
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"--nsd-resize {resize!r}: choose from {', '.join(RESIZE_MODES)}")
+    antialias = resize == "antialias"
+    groups = [first_resize(g, antialias) for g in groups]
+    scores: list[dict[str, float | None]] = [_pixel_scores(g, antialias) for g in groups]
     for key in NETS:
         columns = [c for c in COLUMNS if c.net == key]
         with nets.open(key) as net:
@@ -125,7 +146,8 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
                     assert column.preprocess is not None and column.node is not None
                     features = functools.partial(
                         module_features, net, nodes=[column.node],
-                        preprocess=column.preprocess, device=nets.device, batch_size=batch_size,
+                        preprocess=replace(column.preprocess, antialias=antialias),
+                        device=nets.device, batch_size=batch_size,
                     )  # fmt: skip
                     true = features(groups[indices[0]].stimuli)[column.node]  # (N, D)
                     for i in indices:
@@ -133,6 +155,7 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
                         scores[i][column.key] = _feature_score(column, pred, true)
     return {
         "source": SOURCE,
+        "protocol": protocol(resize),
         "columns": [
             {
                 "key": c.key,
@@ -143,6 +166,7 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
             for c in COLUMNS
         ],
         "networks": dict(nets.used),
+        "weights": {k: v for k, v in nets.weights.items() if k in NETS},
         "missing": {k: v for k, v in nets.missing.items() if k in NETS},
         "rows": [
             {"set": g.set_name, "method": g.method, "n_images": len(g.recons), "scores": s}
@@ -151,10 +175,47 @@ def run_nsd(groups: list[SuiteGroup], nets: NetSource, batch_size: int = 16) -> 
     }
 
 
-def _pixel_scores(group: SuiteGroup) -> dict[str, float | None]:
-    """PixCorr and SSIM at 425 px."""
-    pred = resize_bilinear(group.recons, PIXEL_SIZE_PX)  # (N, 425, 425, 3), 0-255
-    true = resize_bilinear(group.stimuli, PIXEL_SIZE_PX)
+def first_resize(group: SuiteGroup, antialias: bool = True) -> SuiteGroup:
+    """Both image sets at 256 x 256, the notebook's first step before any metric."""
+    return replace(
+        group,
+        recons=resize_bilinear(group.recons, FIRST_SIZE_PX, antialias),  # (N, 256, 256, 3)
+        stimuli=resize_bilinear(group.stimuli, FIRST_SIZE_PX, antialias),
+    )
+
+
+def protocol(resize: str) -> dict[str, Any]:
+    """How the numbers were computed where that is a choice: the resize mode, the
+    deliberate differences from the notebook, and the library versions."""
+    differences = [
+        "CLIP ViT-L/14 runs in float32; the notebook loaded it with clip.load on a GPU, "
+        "which runs it in float16",
+        "scores are over the images of each set in the folder; the published tables are "
+        "over NSD's 982 shared test images",
+    ]
+    if resize == "antialias":
+        differences.insert(
+            0,
+            "resizes antialias when shrinking (torchvision >= 0.17 default); the notebook's "
+            "torchvision 0.14.1 did not (--nsd-resize notebook reproduces it)",
+        )
+    return {
+        "first_resize_px": FIRST_SIZE_PX,
+        "resize": resize,
+        "antialias": resize == "antialias",
+        "differences_from_notebook": differences,
+        "versions": {
+            "torch": torch.__version__,
+            "scikit-image": importlib.metadata.version("scikit-image"),
+            "numpy": np.__version__,
+        },
+    }
+
+
+def _pixel_scores(group: SuiteGroup, antialias: bool = True) -> dict[str, float | None]:
+    """PixCorr and SSIM at 425 px, from the 256 px images."""
+    pred = resize_bilinear(group.recons, PIXEL_SIZE_PX, antialias)  # (N, 425, 425, 3), 0-255
+    true = resize_bilinear(group.stimuli, PIXEL_SIZE_PX, antialias)
     return {
         "pixcorr": mean_or_none(pixcorr(pred, true)),
         "ssim": mean_or_none(ssim_scores(pred, true, data_range=255.0, greyscale=True)),

@@ -7,18 +7,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from e2e_recon.data.home import WEIGHTS_DIR, data_home
+from e2e_recon.errors import ModelFormatError
 from e2e_recon.evalnets.registry import (
     DOWNLOAD_COMMAND,
     EVAL_NETS,
+    check_weights,
     find_weights,
     load_eval_net,
-    unverified_weights,
 )
 
 
@@ -52,7 +54,11 @@ def by_set_indices(groups: list[SuiteGroup]) -> dict[str, list[int]]:
 
 @dataclass
 class NetSource:
-    """Evaluation networks from the data home (verified files only), or given modules.
+    """Evaluation networks from the data home, or given modules.
+
+    Each file is hashed when it is used: :attr:`used` names it as the official
+    release only when its SHA-256 matched the published one, else "unverified"
+    with its SHA-256; :attr:`weights` holds the same for ``metrics.json``.
 
     Parameters
     ----------
@@ -69,8 +75,10 @@ class NetSource:
     given: Mapping[str, nn.Module] | None = None
     #: Network key -> why it is missing (filled as networks are asked for).
     missing: dict[str, str] = field(default_factory=dict)
-    #: Network key -> what was used (title and file).
+    #: Network key -> what was used (title and file, or "unverified: file, SHA-256").
     used: dict[str, str] = field(default_factory=dict)
+    #: Network key -> file, sha256, published checksum, status (official/unverified/given).
+    weights: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @contextmanager
     def open(self, key: str) -> Iterator[nn.Module | None]:
@@ -84,6 +92,7 @@ class NetSource:
             else:
                 label = getattr(given, "weights_label", "given module")
                 self.used[key] = f"{spec.title} ({label})"
+                self.weights[key] = {"file": None, "sha256": None, "status": "given"}
                 given.to(self.device).eval()
             yield given
             return
@@ -92,23 +101,34 @@ class NetSource:
             self.missing[key] = self._missing_text(key)
             yield None
             return
-        self.used[key] = f"{spec.title} ({path.name})"
-        yield load_eval_net(key, path).to(self.device)
+        check = check_weights(key, path)
+        try:
+            net = load_eval_net(key, path, allow_code=check.official)
+        except ModelFormatError as error:
+            if check.official:
+                raise
+            # An unverified file that cannot be read (or a TorchScript archive that
+            # would run code) leaves the network missing rather than stopping the run.
+            self.missing[key] = f"{check.label(spec.title)}: {error}"
+            yield None
+            return
+        self.used[key] = check.label(spec.title)
+        self.weights[key] = check.as_dict()
+        yield net.to(self.device)
 
     def _missing_text(self, key: str) -> str:
         spec = EVAL_NETS[key]
         folder = data_home(self.home) / WEIGHTS_DIR
-        unverified = unverified_weights(key, self.home)
-        if unverified:
-            return (
-                f"{spec.title}: {unverified[0]} has not been verified; run `{DOWNLOAD_COMMAND}` "
-                "(it checks a file put there by hand and fetches only what is missing)"
-            )
         return f"{spec.title}: no {spec.file_name} in {folder}; run `{DOWNLOAD_COMMAND}`"
 
     def notices(self) -> list[str]:
-        """One line per missing network, saying which command fetches it."""
-        return [f"missing weights, columns left empty: {text}" for text in self.missing.values()]
+        """One line per missing network (which command fetches it) and per unverified file."""
+        lines = [f"missing weights, columns left empty: {text}" for text in self.missing.values()]
+        return lines + [
+            f"weights not the official release: {self.used[key]}"
+            for key, record in self.weights.items()
+            if record["status"] == "unverified"
+        ]
 
 
 def suite_home_hint(home: str | os.PathLike[str] | None) -> Path:
@@ -129,3 +149,14 @@ def score_text(value: float | None, percent: bool) -> str:
     if value is None:
         return "-"
     return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
+
+
+def unverified_lines(table: Mapping[str, Any]) -> list[str]:
+    """One line per network whose weights are not the official release (with SHA-256)."""
+    weights = table.get("weights") or {}
+    networks = table.get("networks") or {}
+    return [
+        f"Weights {networks.get(key, key)}"
+        for key, record in weights.items()
+        if isinstance(record, Mapping) and record.get("status") == "unverified"
+    ]

@@ -24,8 +24,8 @@ from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.evaluate import recon_files as files
 from e2e_recon.evaluate.kamitani_suite import DEFAULT_N_WAY, Distractors, run_kamitani
-from e2e_recon.evaluate.nsd_suite import nsd_cell, run_nsd
-from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup, score_text
+from e2e_recon.evaluate.nsd_suite import RESIZE_MODES, nsd_cell, run_nsd
+from e2e_recon.evaluate.suite_common import NetSource, SuiteGroup, score_text, unverified_lines
 
 SUITES = ("default", "nsd", "kamitani")
 
@@ -75,6 +75,9 @@ class SuiteOptions:
         instances in tests).
     batch_size : int
         Images per forward pass.
+    nsd_resize : {"antialias", "notebook"}
+        nsd: antialias when shrinking (default), or resize as the published notebook
+        did (torchvision 0.14.1, no antialiasing), to match its tables.
     """
 
     home: Path | None = None
@@ -82,6 +85,13 @@ class SuiteOptions:
     distractors_dir: Path | None = None
     nets: Mapping[str, nn.Module] | None = field(default=None, compare=False)
     batch_size: int = 16
+    nsd_resize: str = "antialias"
+
+    def __post_init__(self) -> None:
+        if self.nsd_resize not in RESIZE_MODES:
+            raise ConfigError(
+                f"--nsd-resize {self.nsd_resize!r}: choose from {', '.join(RESIZE_MODES)}"
+            )
 
 
 def run_suites(
@@ -103,7 +113,7 @@ def run_suites(
     notices: list[str] = []
     if "nsd" in suites:
         source = NetSource(options.home, device, options.nets)
-        out["nsd"] = run_nsd(groups, source, options.batch_size)
+        out["nsd"] = run_nsd(groups, source, options.batch_size, options.nsd_resize)
         notices += [f"nsd suite: {line}" for line in source.notices()]
     if "kamitani" in suites:
         source = NetSource(options.home, device, options.nets)
@@ -182,8 +192,10 @@ def nsd_table(nsd: Mapping[str, Any]) -> Table:
     for row in nsd["rows"]:
         cells = [nsd_cell(c, row["scores"].get(c["key"])) for c in nsd["columns"]]
         table.add_row(row["set"], row["method"], str(row["n_images"]), *cells)
-    table.caption = f"Definitions: {nsd['source']}" + (
-        f"; missing networks: {', '.join(nsd['missing'])}" if nsd["missing"] else ""
+    table.caption = (
+        f"Definitions: {nsd['source']}"
+        + (f"; missing networks: {', '.join(nsd['missing'])}" if nsd["missing"] else "")
+        + "".join(f"\n{line}" for line in unverified_lines(nsd))
     )
     return table
 
@@ -212,6 +224,7 @@ def kamitani_tables(kamitani: Mapping[str, Any]) -> list[Table]:
                 if kamitani["missing"]
                 else ""
             )
+            + "".join(f"\n{line}" for line in unverified_lines(kamitani))
         )
         tables.append(table)
     return tables

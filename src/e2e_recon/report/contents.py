@@ -24,6 +24,7 @@ from e2e_recon.data.images import center_crop_uint8, display_image, grey_uint8, 
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
+from e2e_recon.report.subject import subject_statement
 
 SET_ORDER = ("natural", "shapes", "letters")
 THUMBNAIL_PX = 112  # embedded size: sharp at the 90 px shown, and a paper-sized page stays small
@@ -134,7 +135,7 @@ def data_statement(run_dir: Path, settings: Mapping[str, Any]) -> DataStatement:
         kind, text = "real", "Recorded fMRI data (no simulation ground truth beside the files)"
     else:
         kind, text = "unknown", "The data files named in config.yaml were not found"
-    facts = [("Subject", str(data.get("subject", "")))]
+    facts = [("Subject", subject_statement(data).text)]
     facts += [("Training data", str(data.get("train_fmri") or "(not set)"))]
     facts += [("Test data", "\n".join(str(t) for t in data.get("test_fmri") or []) or "(not set)")]
     facts += [("Stimulus images", str(data.get("images_dir") or "(not set)"))]

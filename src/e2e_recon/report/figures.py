@@ -116,6 +116,10 @@ def numeric_keys(records: Sequence[Mapping[str, object]]) -> list[str]:
     return list(keys)
 
 
+# Substrings that mark a count (an iteration number, a number of validations): counts get
+# their own panel, never the axis of values between 0 and 1.
+_COUNT_WORDS = ("iteration", "iter", "step", "epoch", "count", "validations", "evaluations")
+
 # Substrings that mark a training loss: the trainer logs "loss_g", "loss_d_real", ... and the
 # generator's unweighted terms under their bare names ("image", "feature", "adversarial").
 _LOSS_WORDS = ("loss", "image", "feature", "adversarial", "adv", "d_real", "d_fake")
@@ -125,19 +129,23 @@ def group_stat_keys(keys: Sequence[str]) -> list[CurveGroup]:
     """Sort logged keys into panels: losses, balance state, validation, learning rate, other.
 
     Training losses share a log-scale panel; the balance state (``train_d``, ``train_g``)
-    is shown as the fraction of iterations each network trained; validation metrics and
-    validation losses get their own panels because their scales differ.
+    is shown as the fraction of iterations each network trained; validation metrics,
+    validation losses and validation counts (``val_best_iteration``) get their own panels
+    because their scales differ.
     """
     losses = CurveGroup("Training losses", log_scale=True)
     balance = CurveGroup("Balance state: fraction of iterations training", kind="fraction")
     ratio = CurveGroup("Balance ratio", log_scale=True)
     val_metrics = CurveGroup("Validation metrics")
     val_losses = CurveGroup("Validation losses", log_scale=True)
+    val_counts = CurveGroup("Validation: iterations and counts")
     rate = CurveGroup("Learning rate", log_scale=True)
     other = CurveGroup("Other logged values")
     for key in keys:
         lower = key.lower()
-        if lower.startswith("val"):
+        if lower.startswith("val") and any(word in lower for word in _COUNT_WORDS):
+            val_counts.keys.append(key)
+        elif lower.startswith("val"):
             (val_losses if "loss" in lower else val_metrics).keys.append(key)
         elif lower in ("train_d", "train_g") or lower.startswith("balance_state"):
             balance.keys.append(key)
@@ -149,8 +157,27 @@ def group_stat_keys(keys: Sequence[str]) -> list[CurveGroup]:
             rate.keys.append(key)
         else:
             other.keys.append(key)
-    groups = [losses, balance, ratio, val_metrics, val_losses, rate, other]
+    groups = [losses, balance, ratio, val_metrics, val_losses, val_counts, rate, other]
     return [g for g in groups if g.keys]
+
+
+def constant_values(records: Sequence[Mapping[str, object]]) -> dict[str, float]:
+    """Logged keys whose value never changes in the run (a plot of them shows nothing)."""
+    out: dict[str, float] = {}
+    for key in numeric_keys(records):
+        _, ys = _series(records, key)
+        if ys.size and bool(np.all(ys == ys[0])):
+            out[key] = float(ys[0])
+    return out
+
+
+def constant_values_text(records: Sequence[Mapping[str, object]]) -> str | None:
+    """One line naming the values that never changed (not plotted), or None."""
+    constants = constant_values(records)
+    if not constants:
+        return None
+    values = ", ".join(f"{key} = {value:.4g}" for key, value in constants.items())
+    return f"Constant throughout the run, so not plotted: {values}."
 
 
 def _series(records: Sequence[Mapping[str, object]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +248,14 @@ def _plot_group(ax: plt.Axes, records: Sequence[Mapping[str, object]], group: Cu
 
 
 def training_curves_png(records: Sequence[Mapping[str, object]]) -> bytes | None:
-    """One figure with a panel per group of logged keys; None when nothing numeric is logged."""
-    groups = group_stat_keys(numeric_keys(records))
+    """One figure with a panel per group of logged keys that change; None when none does.
+
+    Keys whose value never changes (:func:`constant_values`: the balance ratio and the
+    learning rates of a run without the adversarial term) are left out: the page says
+    them in one line (:func:`constant_values_text`).
+    """
+    constants = constant_values(records)
+    groups = group_stat_keys([k for k in numeric_keys(records) if k not in constants])
     if not groups:
         return None
     columns = 2 if len(groups) > 1 else 1

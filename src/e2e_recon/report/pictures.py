@@ -75,12 +75,16 @@ def training_section(run_dir: Path) -> str:
         return note(f"No training statistics ({path.name} is missing).")
     rows, skipped = read_stats_rows(path)
     png = figures.training_curves_png(rows)
-    if png is None:
+    constants = figures.constant_values_text(rows)
+    if png is None and constants is None:
         return note(f"{path.name} holds no numeric values to plot.")
     text = f"{len(rows)} logged rows from {path.name}"
     text += f"; {skipped} unreadable lines skipped." if skipped else "."
-    curves = f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">'
-    return curves + note(text) + _progress_grids(run_dir / "report")
+    parts = (
+        [f'<img class="plot" src="{figures.data_uri(png)}" alt="training curves">'] if png else []
+    )
+    parts += [note(constants)] if constants else []
+    return "".join(parts) + note(text) + _progress_grids(run_dir / "report")
 
 
 def _progress_grids(folder: Path) -> str:

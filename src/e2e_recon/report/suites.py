@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from e2e_recon.evaluate.suite_common import score_text
+from e2e_recon.evaluate.suite_common import score_text, unverified_lines
 from e2e_recon.report.contents import read_json
 from e2e_recon.report.page import note
 
@@ -39,7 +39,9 @@ def _cell(value: Any, percent: bool) -> str:
 
 def _missing(table: Mapping[str, Any]) -> str:
     missing = table.get("missing") or {}
-    return "".join(note(f"Missing: {text}") for text in missing.values())
+    return "".join(note(f"Missing: {text}") for text in missing.values()) + "".join(
+        note(line) for line in unverified_lines(table)
+    )
 
 
 def _nsd(nsd: Mapping[str, Any]) -> str:
