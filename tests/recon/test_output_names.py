@@ -119,3 +119,24 @@ def test_header_set_name_cannot_steer_reconstruct(
     assert len(result.output.strip().splitlines()) == 1
     assert _files_under(tmp_path) == before
     shutil.rmtree(work)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("foreign", ["notes.txt", "index.csv"])
+def test_reconstruct_never_writes_among_a_users_files(
+    tiny_run: Path, tiny_subject: dict[str, Any], tmp_path: Path, foreign: str
+) -> None:
+    """A non-empty --out that reconstruct did not write (no index.csv of its own)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / foreign).write_text("name,phone\nAda,123\n")
+    (out / "geometry.json").write_text('{"mine": true}')
+    before = {p: p.read_bytes() for p in out.rglob("*")}
+    result = runner.invoke(
+        app,
+        ["reconstruct", "--generator", str(tiny_run / "generator.pt"),
+         "--test-fmri", tiny_subject["files"]["test"], "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert str(out) in result.output and "index.csv" in result.output
+    assert {p: p.read_bytes() for p in out.rglob("*")} == before

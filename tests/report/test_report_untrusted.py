@@ -245,3 +245,17 @@ def test_report_never_embeds_a_picture_from_outside_recon(tmp_path: Path) -> Non
     assert any((image[..., :3] == 20).all() for image in pictures)  # the listed one, inside
     assert not any((image[..., :3] == 222).all() for image in pictures), "the outside file"
     assert "2 row(s) of index.csv name a file outside recon/" in page
+
+
+def test_report_out_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    run_dir = make_hostile_run(tmp_path)
+    folder = tmp_path / "shared"
+    (folder / "keep").mkdir(parents=True)
+    for option in ("--out", "--grid-png"):
+        result = CliRunner().invoke(app, ["report", str(run_dir), option, str(folder)])
+        assert result.exit_code == 2 and "is a folder" in result.output, result.output
+        assert [p.name for p in folder.iterdir()] == ["keep"]
