@@ -221,7 +221,8 @@ def train(
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
     overwrite: Annotated[
-        bool, typer.Option(help="Clear a --run-dir that already holds a run, then start anew.")
+        bool,
+        typer.Option(help="Clear a --run-dir holding a run (only its run files), then start anew."),
     ] = False,
     device: DeviceOpt = "",
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,

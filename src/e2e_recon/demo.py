@@ -19,6 +19,7 @@ from rich.table import Table
 
 from e2e_recon.config import Config, load_config
 from e2e_recon.console_output import print_table
+from e2e_recon.errors import ConfigError
 from e2e_recon.fileio import atomic_write_json
 from e2e_recon.runs import get_logger, init_run_dir, next_run_dir
 
@@ -88,6 +89,9 @@ def run_demo(
 
     console = console or Console()
     start = time.perf_counter()
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Never among the user's files, nor over an earlier run (its config and log).
+        raise ConfigError(f"--out {out} is not an empty folder; give a new or empty one")
     run_dir = out or next_run_dir(Path("runs"), "sim", "demo-quick" if quick else "demo")
     cfg, preset = demo_config(run_dir, quick, seed, comparator, device)
     init_run_dir(run_dir, cfg)

@@ -11,13 +11,14 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from e2e_recon.errors import OutputError
+from e2e_recon.errors import DataError, OutputError
 
 
 @contextlib.contextmanager
@@ -120,3 +121,73 @@ def reporting_write_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
         yield
     except OSError as exc:
         raise output_error(folder, exc) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Names read from files (a set name in a header, a subject, a stimulus, a method) become
+# parts of output paths: each is checked here before it is joined to a folder.
+# --------------------------------------------------------------------------------------------
+
+#: A name the user chooses for files (``import --subject`` / ``--set-name``).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: Characters no file-name component may hold here: separators, a drive colon, the
+#: characters Windows forbids (which include HTML's ``<``, ``>`` and ``"``), controls.
+_UNSAFE_CHARS = re.compile(r'[/\\:<>"|?*\x00-\x1f\x7f]')
+
+
+def safe_name(name: str, what: str, plain: bool = False, hint: str = "") -> str:
+    """Return ``name`` when it can be one file or folder name inside an output folder.
+
+    Parameters
+    ----------
+    name : str
+        The name, as read from a file or typed by the user.
+    what : str
+        What it is and where it came from, for the message (``"set_name in the header
+        of FILE"``, ``"--subject"``).
+    plain : bool
+        Allow only letters, digits, ``-`` and ``_`` (a leading letter or digit).
+    hint : str
+        What to do instead, appended to the message.
+
+    Raises
+    ------
+    DataError
+        ``name`` is empty, ``.`` or ``..``, starts with a dot, is over 120 characters, or
+        holds a path separator, a drive colon, a control character or one of ``<>"|?*``
+        (``plain``: anything beyond letters, digits, ``-`` and ``_``).
+    """
+    text = str(name)
+    if plain:
+        ok = PLAIN_NAME.fullmatch(text) is not None
+        rule = "use letters, digits, '-' and '_', starting with a letter or digit"
+    else:
+        ok = bool(text) and not text.startswith(".") and not _UNSAFE_CHARS.search(text)
+        rule = "a name without '/', '\\', ':', '<', '>', '\"', '|', '?', '*' or a leading '.'"
+    if not ok or len(text) > 120:
+        raise DataError(
+            f"{what} {text!r} cannot name a file: {rule} (at most 120 characters)"
+            + (f"; {hint}" if hint else "")
+        )
+    return text
+
+
+def path_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str], what: str) -> Path:
+    """``folder / path`` when ``path`` is relative and stays inside ``folder``.
+
+    Both are resolved first, symlinks included, so neither ``..`` nor a link on the way
+    can lead elsewhere.
+
+    Raises
+    ------
+    DataError
+        ``path`` is absolute, or it leads outside ``folder``; ``what`` names where it
+        was read (a row of ``index.csv``, say).
+    """
+    if Path(path).is_absolute():
+        raise DataError(f"{what} {str(path)!r} is absolute; give a path relative to {folder}")
+    base = Path(folder).resolve()
+    target = (base / path).resolve()
+    if target != base and base not in target.parents:
+        raise DataError(f"{what} {str(path)!r} leads outside {folder}; it must stay inside it")
+    return Path(folder) / path

@@ -1,22 +1,31 @@
 """Numbered run directories and run logging.
 
 A run lives in ``runs/NNNNN-<subject>-<name>/`` with ``config.yaml``,
-``log.txt``, ``stats.jsonl``, ``checkpoints/``, ``recon/`` and ``report/``.
+``log.txt``, ``stats.jsonl``, ``checkpoints/``, ``recon/`` and ``report/``, and
+the marker ``e2e-recon-run.json`` that says the project made the folder: only a
+folder with it is ever cleared (see :mod:`e2e_recon.run_folder`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from pathlib import Path
 
+from e2e_recon import __version__
 from e2e_recon.config import Config, save_config
 from e2e_recon.errors import CheckpointError
+from e2e_recon.fileio import atomic_write_json
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 LOGGER_NAME = "e2e_recon"
+#: The marker file of a run folder, its ``format`` and version.
+RUN_MARKER = "e2e-recon-run.json"
+RUN_FORMAT = "e2e-recon-run"
+RUN_FORMAT_VERSION = 1
 
 
 def next_run_dir(runs_root: Path, subject: str, name: str) -> Path:
@@ -48,13 +57,30 @@ def next_run_dir(runs_root: Path, subject: str, name: str) -> Path:
 
 
 def init_run_dir(run_dir: Path, cfg: Config) -> Path:
-    """Lay out a run directory and write its resolved config before work starts."""
+    """Lay out a run directory and write its resolved config before work starts.
+
+    A new run (no ``config.yaml`` yet) is marked with :data:`RUN_MARKER` first. A run
+    made by an older version, without the marker, is continued as it is: nothing says
+    the folder held only the run, so it stays unmarked and is never cleared.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists() and not is_marked_run(run_dir):
+        marker = {"format": RUN_FORMAT, "version": RUN_FORMAT_VERSION, "e2e_recon": __version__}
+        atomic_write_json(run_dir / RUN_MARKER, marker)
     for sub in ("checkpoints", "recon", "report"):
         (run_dir / sub).mkdir(exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     attach_log_file(run_dir / "log.txt")
     return run_dir
+
+
+def is_marked_run(folder: Path) -> bool:
+    """True when ``folder`` holds the marker the project writes into every run folder."""
+    try:
+        content = json.loads((folder / RUN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and content.get("format") == RUN_FORMAT
 
 
 def require_run_dir(run_dir: Path) -> Path:

@@ -40,7 +40,12 @@ def test_mat_import_gives_files_training_accepts(tmp_path: Path) -> None:
     assert summary["n_training_samples"] == 9 and summary["n_test_samples"] == 6
     assert summary["n_training_images"] == 3 and summary["n_test_images"] == 2
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["fmri", "images", "preview.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "e2e-recon-import.json",
+        "fmri",
+        "images",
+        "preview.png",
+    ]
     assert summary["training_file"] == str(out / "fmri" / TRAIN_NAME)
     ts = load_training_set(summary["training_file"], summary["training_images_dir"], "ROI_V1", 20)
     assert ts.voxels.shape == (9, 3) and ts.images.shape == (3, 20, 20, 3)
@@ -140,7 +145,61 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         BData(summary["training_file"]).get("VoxelData")[0], arrays(seed=5)["voxels"][0]
     )
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fmri", "images", "preview.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "e2e-recon-import.json",
+        "fmri",
+        "images",
+        "preview.png",
+    ]
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_overwrite_never_replaces_folders_an_import_did_not_write(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    """A user's own fmri/ or images/ (their data, or an import older than the marker)."""
+    scipy.io.savemat(tmp_path / "mine.mat", arrays())
+    out = tmp_path / "data"
+    (out / "fmri").mkdir(parents=True)
+    (out / "fmri" / "sub-01_mine_original_VC.h5").write_bytes(b"my recording")
+    (out / "images").mkdir()
+    (out / "images" / "holiday.jpg").write_bytes(b"my picture")
+    before = _listing(out)
+    with pytest.raises(DataError, match=r"not marked as an import's output.*delete it by hand"):
+        import_arrays(tmp_path / "mine.mat", out, overwrite=overwrite)
+    assert _listing(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["fmri", "images"]
+
+
+@pytest.mark.parametrize("subject", ["../../../X", "ABSOLUTE", "<b>x</b>", "a b", ".", ""])
+def test_subject_is_checked_as_set_name_is(tmp_path: Path, subject: str) -> None:
+    """--subject names the BData files: it must not lead outside --out or carry markup."""
+    scipy.io.savemat(tmp_path / "mine.mat", arrays())
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    subject = str(tmp_path / "abs") if subject == "ABSOLUTE" else subject
+    with pytest.raises(DataError, match="--subject"):
+        import_arrays(tmp_path / "mine.mat", work / "out", subject=subject)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / "mine.mat"]
+
+
+def test_cli_import_refuses_a_subject_with_a_path(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    scipy.io.savemat(tmp_path / "mine.mat", arrays())
+    out = tmp_path / "x" / "y" / "out"
+    result = CliRunner().invoke(
+        app, ["import", str(tmp_path / "mine.mat"), "--out", str(out), "--subject", "../../../X"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--subject" in result.output and len(result.output.strip().splitlines()) == 1
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / "mine.mat"]
 
 
 @pytest.mark.bdpy

@@ -135,6 +135,32 @@ def test_missing_reconstruction_files_are_named(tmp_path: Path) -> None:
         evaluate_recon(recon_dir, images_dir, feature_nets=())
 
 
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "png"])
+def test_index_paths_outside_the_folder_are_refused_naming_the_row(
+    tmp_path: Path, kind: str
+) -> None:
+    """index.csv paths are relative and stay inside --recon, symlinks resolved."""
+    recon_dir, images_dir = _make_folder(tmp_path, {"natural": 3})
+    secret = tmp_path / "private" / "secret.mat"
+    secret.parent.mkdir()
+    scipy.io.savemat(secret, {"gen_img": np.zeros((227, 227, 3))})
+    if kind == "symlink":
+        (recon_dir / "e2e" / "natural" / "n00001001_01.mat").unlink()
+        (recon_dir / "e2e" / "natural" / "n00001001_01.mat").symlink_to(secret)
+    path = {"absolute": str(secret), "dotdot": "../private/secret.mat", "png": ""}.get(kind)
+    lines = (recon_dir / "index.csv").read_text().splitlines()
+    fields = lines[3].split(",")  # line 4: e2e, natural, n00001001_01
+    if kind == "png":  # any path column counts, also one evaluate would not read
+        fields[7] = "../private/secret.png"
+    elif path is not None:
+        fields[5] = path
+    lines[3] = ",".join(fields)
+    (recon_dir / "index.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"index\.csv line 4 \(e2e, natural, n00001001_01\)"):
+        evaluate_recon(recon_dir, images_dir, feature_nets=())
+    assert not (recon_dir / "metrics.json").exists()
+
+
 def test_stimulus_without_image_is_named(tmp_path: Path) -> None:
     recon_dir, images_dir = _make_folder(tmp_path, {"natural": 3})
     (images_dir / "natural" / "n00001002_02.png").unlink()

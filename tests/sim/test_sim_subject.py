@@ -131,6 +131,19 @@ def test_refuses_non_empty_folder_and_bad_arguments(tiny, tmp_path) -> None:
         simulate_subject(tmp_path / "x", preset="tiny", snr=-1.0, progress=False)
 
 
+def test_overwrite_replaces_only_a_simulated_subject(micro, tmp_path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(DataError, match=r"not a simulated subject.*delete it by hand"):
+        simulate_subject(mine, preset=micro, progress=False, overwrite=True)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    sim = tmp_path / "sim"
+    simulate_subject(sim, preset=micro, seed=1, progress=False)
+    summary = simulate_subject(sim, preset=micro, seed=2, progress=False, overwrite=True)
+    assert summary["seed"] == 2 and (sim / "truth" / "summary.json").is_file()
+
+
 def test_failure_leaves_nothing_behind(micro, tmp_path, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from e2e_recon.cli import app
 from e2e_recon.config import save_config
+from e2e_recon.runs import RUN_MARKER, is_marked_run
 from e2e_recon.train.stats import read_stats
 
 runner = CliRunner()
@@ -34,11 +35,18 @@ def _one_line_error(result: object, *parts: str) -> None:
         assert part in lines[0]
 
 
-def _finished_run(folder: Path) -> None:
+def _finished_run(folder: Path, marked: bool = True) -> None:
+    """A run's files; ``marked``: as this version writes them, else as older versions did."""
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "checkpoints" / "snapshot_iter0000060.pt").write_bytes(b"old")
     (folder / "config.yaml").write_text("name: old\n")
     (folder / "stats.jsonl").write_text('{"iteration": 1}\n' * 60)
+    if marked:
+        (folder / RUN_MARKER).write_text('{"format": "e2e-recon-run", "version": 1}\n')
+
+
+def _contents(folder: Path) -> dict[Path, bytes | None]:
+    return {p: None if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
 
 
 def test_run_dir_holding_a_run_is_refused_and_left_as_it_was(config: Path, tmp_path: Path) -> None:
@@ -53,11 +61,68 @@ def test_run_dir_holding_a_run_is_refused_and_left_as_it_was(config: Path, tmp_p
 def test_overwrite_clears_the_old_run_first(config: Path, tmp_path: Path) -> None:
     run = tmp_path / "old"
     _finished_run(run)
+    (run / "notes.txt").write_text("the user's own file, beside the run")
     args = ["train", "--config", str(config), "--run-dir", str(run), "--overwrite"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert not (run / "checkpoints" / "snapshot_iter0000060.pt").exists()
     assert [r["iteration"] for r in read_stats(run / "stats.jsonl")] == [1]
+    assert (run / "notes.txt").read_text() == "the user's own file, beside the run"
+    assert is_marked_run(run)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_that_is_not_a_run_is_never_written_into(
+    config: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    """A user's folder: not used as a run folder, and never emptied by --overwrite."""
+    mine = tmp_path / "documents"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "thesis.tex").write_text("years of work")
+    (mine / "photos" / "a.jpg").write_bytes(b"jpeg")
+    before = _contents(mine)
+    args = ["train", "--config", str(config), "--run-dir", str(mine)]
+    result = runner.invoke(app, [*args, *(["--overwrite"] if overwrite else [])])
+    _one_line_error(result, str(mine), "not a run folder", RUN_MARKER)
+    assert _contents(mine) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_run_of_an_older_version_is_never_cleared(
+    config: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    """No marker: the folder may hold more than the run, so only the user deletes it."""
+    run = tmp_path / "old"
+    _finished_run(run, marked=False)
+    (run / "log.txt").write_text("old log\n")
+    before = _contents(run)
+    args = ["train", "--config", str(config), "--run-dir", str(run)]
+    result = runner.invoke(app, [*args, *(["--overwrite"] if overwrite else [])])
+    _one_line_error(result, "older version", f"--resume {run}", "delete it by hand")
+    assert _contents(run) == before
+
+
+def test_a_run_of_an_older_version_still_resumes(config: Path, tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    first = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
+    assert first.exit_code == 0, first.output
+    (run / RUN_MARKER).unlink()  # as a run made before the marker existed
+    (run / "mine.txt").write_text("kept")
+    result = runner.invoke(app, ["train", "--resume", str(run), "--set", "train.iters=2"])
+    assert result.exit_code == 0, result.output
+    assert [r["iteration"] for r in read_stats(run / "stats.jsonl")] == [1, 2]
+    assert not (run / RUN_MARKER).exists() and (run / "mine.txt").read_text() == "kept"
+
+
+def test_a_refused_run_leaves_a_given_empty_folder_empty(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    save_config(tiny_config(subject, f"data.train_fmri='{tmp_path / 'nope.h5'}'"), config)
+    run = tmp_path / "empty"
+    run.mkdir()
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
+    assert result.exit_code == 2 and list(run.iterdir()) == []
 
 
 @pytest.mark.parametrize(

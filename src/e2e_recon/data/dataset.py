@@ -33,6 +33,7 @@ from e2e_recon.data.image_files import cached_bgr_images, find_image_files
 from e2e_recon.data.labels import id_to_name, stimulus_ids_of
 from e2e_recon.data.sampler import CropSampler  # re-exported: batches of a TrainingSet
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import safe_name
 
 __all__ = [
     "CropSampler",
@@ -46,6 +47,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
+_RENAME_SET = "write a plain name there, e.g. by importing again with --set-name NAME"
 _SET_NAMES = {
     "perceptionNaturalImageTest": "natural",
     "perceptionArtificialImage": "shapes",
@@ -381,6 +383,8 @@ def load_test_set(
     raw, xyz = _read_roi(bdata, roi)
     ids = stimulus_ids_of(bdata)
     named = str(bdata.header.get("set_name", "")) or None  # set by `e2e-recon import --set-name`
+    if named is not None:  # it names output folders: never '..', '/' or markup
+        safe_name(named, f"{fmri_path}: set_name in the header", hint=_RENAME_SET)
     del bdata
     if norm.kept_columns is not None:
         if norm.kept_columns.size != raw.shape[1]:

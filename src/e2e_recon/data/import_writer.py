@@ -8,6 +8,7 @@ folder first and is moved into place at the end, so a failed import leaves nothi
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import tempfile
@@ -22,9 +23,12 @@ from e2e_recon.data.image_files import find_image_files
 from e2e_recon.data.labels import id_to_name, name_to_id
 from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import atomic_write_json, safe_name
 
 __all__ = ["Volume", "write_import"]
 
+#: Left in the output folder by an import; ``--overwrite`` replaces only folders beside it.
+IMPORT_MARKER = "e2e-recon-import.json"
 _LAB_NAME = re.compile(r"n\d{8}_\d{1,6}")
 
 
@@ -53,18 +57,16 @@ def write_import(
     dict
         Paths written and counts (samples, images, voxels, non-finite values).
     """
-    if set_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", set_name):
-        raise DataError(
-            f"--set-name {set_name!r}: use letters, digits, '-' and '_' (it names files)."
-        )
+    # Both name files: plain names only, so neither can lead outside out_dir or carry markup.
+    safe_name(subject, "--subject", plain=True)
+    if set_name is not None:
+        safe_name(set_name, "--set-name", plain=True)
     if set_name in ("training", "train"):
         raise DataError(f"--set-name {set_name!r} is the training set's name; choose another.")
     ids = _assign_ids([k for _, keys, _ in pairing.sets.values() for k in keys])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in (out / "fmri", out / "images") if p.exists()]
-    if existing and not overwrite:
-        raise DataError(f"{existing[0]} already exists; choose another --out or pass --overwrite.")
+    _check_replaceable(out, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
     try:
         images = (pairing.image_of, Path(images_dir) if images_dir else None)
@@ -73,9 +75,35 @@ def write_import(
             if (out / sub).exists():
                 (out / sub).rename(staging / f"old-{sub}")
             (staging / sub).rename(out / sub)
+        # Marks fmri/ and images/ as this import's own: only then may --overwrite replace them.
+        atomic_write_json(out / IMPORT_MARKER, {"format": "e2e-recon-import", "version": 1})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {k: (str(out / v) if isinstance(v, Path) else v) for k, v in summary.items()}
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse existing ``fmri/`` or ``images/`` unless ``overwrite`` and an import wrote them.
+
+    A folder of the user's own (their recordings, the downloaded data) is never replaced:
+    only one beside the marker file an earlier import left.
+    """
+    existing = [p for p in (out / "fmri", out / "images") if p.exists()]
+    if not existing:
+        return
+    marker = out / IMPORT_MARKER
+    try:
+        ours = json.loads(marker.read_text(encoding="utf-8")).get("format") == "e2e-recon-import"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise DataError(
+            f"{existing[0]} already exists and is not marked as an import's output (no "
+            f"{IMPORT_MARKER} in {out}; older versions wrote none), so it is never replaced: "
+            "choose another --out, or delete it by hand"
+        )
+    if not overwrite:
+        raise DataError(f"{existing[0]} already exists; choose another --out or pass --overwrite.")
 
 
 def _write_all(

@@ -16,13 +16,29 @@ from e2e_recon.data.images import center_crop_uint8, display_image, load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
 from e2e_recon.evaluate.metrics import resize_images
+from e2e_recon.fileio import path_inside
 
 STIMULUS_RESIZE_PX = 248  # training images were resized to this before cropping
 STIMULUS_CROP_PX = 227  # the region a 227 px reconstruction depicts
+PATH_COLUMNS = ("mat", "tif", "png")  # of index.csv: relative to its folder
 
 
 def check_listed_files(recon_dir: Path, rows: list[dict[str, str]]) -> None:
-    """Raise DataError naming every reconstruction (``.mat``, else ``.png``) not on disk."""
+    """Raise DataError naming a path that leaves ``recon_dir``, or every missing file.
+
+    Paths in ``index.csv`` are relative to its folder and stay inside it, symlinks
+    resolved: an absolute path, ``..`` out of it or a link elsewhere is refused, naming
+    the row, so no file from outside ends up scored or embedded in a report. Then every
+    reconstruction (``.mat``, else ``.png``) must be on disk.
+    """
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        for column in PATH_COLUMNS:
+            if row.get(column):
+                where = (
+                    f"{recon_dir / 'index.csv'} line {number} ({row.get('method')}, "
+                    f"{row.get('set')}, {row.get('stimulus_name')}): {column}"
+                )
+                path_inside(row[column], recon_dir, where)
     missing = [
         r["mat"] or r["png"]
         for r in rows
@@ -98,7 +114,7 @@ def load_recon(recon_dir: Path, row: dict[str, str]) -> np.ndarray:
     Clipping the raw values to 0-255 instead would erase a reconstruction that is
     right in shape but shifted in brightness. A ``.png`` is already a display image.
     """
-    path = recon_dir / (row["mat"] or row["png"])
+    path = path_inside(row["mat"] or row["png"], recon_dir, f"{recon_dir / 'index.csv'} path")
     try:
         if path.suffix.lower() == ".mat":
             image = display_image(np.asarray(scipy.io.loadmat(path)["gen_img"], np.float64))

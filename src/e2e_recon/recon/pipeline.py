@@ -34,7 +34,7 @@ from e2e_recon.recon.reconstruct import (
     write_index,
     write_set,
 )
-from e2e_recon.recon.records import check_geometry, write_ridge_record
+from e2e_recon.recon.records import check_geometry, check_out_folder, write_ridge_record
 from e2e_recon.runs import get_logger
 
 DEFAULT_ROI = "ROI_VC = 1"
@@ -151,6 +151,7 @@ def reconstruct_cli(
     )
     if generator_path.is_dir() and (generator_path / "config.yaml").is_file() and not test_files:
         return reconstruct_run(generator_path, ridge=ridge, device=device) / "index.csv"
+    check_out_folder(out)
     models = load_recon_models(generator_path)
     if ridge and (train_file is None or images_dir is None):
         raise DataError("--ridge needs --train-fmri and --images (the training images)")

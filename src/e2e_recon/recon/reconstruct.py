@@ -28,7 +28,7 @@ from e2e_recon.data.dataset import NormStats, TestSet
 from e2e_recon.data.geometry import ImageGeometry
 from e2e_recon.data.images import caffe_to_rgb_float, display_image
 from e2e_recon.errors import DataError, ModelFormatError
-from e2e_recon.fileio import atomic_path
+from e2e_recon.fileio import atomic_path, path_inside, safe_name
 from e2e_recon.nets.generator import center_crop
 
 INDEX_COLUMNS = ("method", "set", "stimulus_id", "stimulus_name", "n_trials", "mat", "tif", "png")
@@ -108,10 +108,10 @@ def write_set(
     grey = images.shape[-1] == 1
     if grey:
         images = np.repeat(images, 3, axis=-1)  # (M, S, S, 3), equal channels
-    folder = out_dir / method / test_set.set_name
+    folder, names = output_names(out_dir, method, test_set)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, name in enumerate(test_set.stimulus_names):
+    for i, name in enumerate(names):
         stem = folder / name
         with atomic_path(stem.with_suffix(".mat")) as tmp:
             _save_mat(tmp, images[i])
@@ -134,6 +134,21 @@ def write_set(
             }
         )
     return rows
+
+
+def output_names(out_dir: Path, method: str, test_set: TestSet) -> tuple[Path, list[str]]:
+    """The folder of one method's reconstructions of a set, and its file stems.
+
+    Each part comes from a file (a set name in a BData header, a stimulus name) or a
+    model's file name: every one must be a plain file name, and every path must stay
+    inside ``out_dir`` (DataError otherwise, before anything is written).
+    """
+    where = f"reconstructions of test set {test_set.set_name!r}"
+    parts = [safe_name(method, f"{where}: method"), safe_name(test_set.set_name, "test set")]
+    names = [safe_name(n, f"{where}: stimulus name") for n in test_set.stimulus_names]
+    for name in names:
+        path_inside(Path(*parts, name), out_dir, f"{where}: file")
+    return path_inside(Path(*parts), out_dir, f"{where}: folder"), names
 
 
 def write_index(out_dir: Path, rows: Iterable[dict[str, str]]) -> Path:
@@ -183,6 +198,9 @@ def reconstruct(
     The test sets must already be normalised (z-scored, unscaled averages); the
     test-time scale is applied here.
     """
+    for model in models:  # refuse a name that would lead outside out_dir before any write
+        for test_set in test_sets:
+            output_names(out_dir, model.method, test_set)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, str]] = []
     for model in models:

@@ -52,6 +52,24 @@ def read_ridge_record(out_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def check_out_folder(out_dir: Path) -> None:
+    """Refuse a non-empty ``--out`` that holds no reconstructions (no readable ``index.csv``).
+
+    Reconstruct writes ``index.csv``, ``geometry.json``, ``ridge.json`` and a folder per
+    method there: among a user's own files it could replace theirs. A folder an earlier
+    ``reconstruct`` wrote is added to (other methods' rows stay).
+    """
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    index = out_dir / "index.csv"
+    if not index.is_file():
+        raise DataError(
+            f"--out {out_dir} is not empty and holds no reconstructions (no index.csv); give a "
+            "new or empty folder, or one 'e2e-recon reconstruct' wrote"
+        )
+    read_index(index)  # a CSV of the user's own is refused here, before anything is written
+
+
 def check_geometry(out_dir: Path, geometry: ImageGeometry, methods: Collection[str]) -> None:
     """Refuse to add reconstructions of another geometry to a folder that keeps others.
 

@@ -23,10 +23,12 @@ from e2e_recon.config import Config, to_dict
 from e2e_recon.data.images import center_crop_uint8, display_image, grey_uint8, load_image
 from e2e_recon.data.labels import IMAGE_SUFFIXES
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import path_inside
 from e2e_recon.report.figures import snapshot_iteration, thumbnail
 from e2e_recon.report.subject import subject_statement
 
 SET_ORDER = ("natural", "shapes", "letters")
+_PATH_COLUMNS = ("mat", "tif", "png")  # of index.csv, relative to recon/
 THUMBNAIL_PX = 112  # embedded size: sharp at the 90 px shown, and a paper-sized page stays small
 
 
@@ -260,7 +262,7 @@ def load_grid(
         return {}
     with index_path.open(newline="", encoding="utf-8") as f:
         index = [r for r in csv.DictReader(f) if r.get("set") and r.get("method")]
-    images_dir = _images_dir(run_dir, index, settings)
+    images_dir = _images_dir(run_dir, settings)
     lookup = _image_lookup(images_dir) if images_dir is not None else {}
     scores = _per_image_scores(recon_dir / "per_image.csv")
     grids: dict[str, GridData] = {}
@@ -314,7 +316,24 @@ def _set_grid(
     missing = sum(image is None for images in grid.rows.values() for image in images)
     if missing:
         grid.notes.append(f"{missing} image(s) missing or unreadable (shown as grey squares).")
+    outside = [r for r in rows if not all(_inside(recon_dir, r.get(c)) for c in _PATH_COLUMNS)]
+    if outside:
+        grid.notes.append(
+            f"{len(outside)} row(s) of index.csv name a file outside recon/ (first: "
+            f"{outside[0].get('stimulus_name')}); such files are never shown."
+        )
     return grid
+
+
+def _inside(recon_dir: Path, text: str | None) -> Path | None:
+    """``recon_dir / text`` when ``text`` is a relative path that stays inside ``recon_dir``
+    (symlinks resolved), else None; an empty ``text`` counts as inside (nothing to read)."""
+    if not text:
+        return recon_dir
+    try:
+        return path_inside(text, recon_dir, "index.csv path")
+    except DataError:
+        return None
 
 
 def method_title(method: str) -> str:
@@ -344,11 +363,13 @@ def ordered_sets(names: Iterable[str]) -> list[str]:
     return [s for s in SET_ORDER if s in names] + sorted(names - set(SET_ORDER))
 
 
-def _images_dir(
-    run_dir: Path, index: Sequence[Mapping[str, str]], settings: Mapping[str, Any]
-) -> Path | None:
-    """Stimulus folder: an index column, then metrics.json or summary.json, then the config."""
-    candidates = [r.get("images_dir") for r in index[:1]]
+def _images_dir(run_dir: Path, settings: Mapping[str, Any]) -> Path | None:
+    """Stimulus folder: metrics.json or summary.json, then the config.
+
+    Not a column of ``index.csv``: that file may come from elsewhere, and a folder it
+    named would put pictures from anywhere on the page.
+    """
+    candidates: list[Any] = []
     for name in ("recon/metrics.json", "summary.json"):
         content = read_json(run_dir / name)
         if isinstance(content, dict):
@@ -391,14 +412,14 @@ def _stimulus(path: Path | None, settings: Mapping[str, Any]) -> np.ndarray | No
 def _recon_image(recon_dir: Path, row: Mapping[str, str]) -> np.ndarray | None:
     """Display image of a reconstruction: its .png, else .tif, else the raw .mat scaled."""
     for column in ("png", "tif"):
-        path = recon_dir / row.get(column, "") if row.get(column) else None
+        path = _inside(recon_dir, row[column]) if row.get(column) else None
         if path is not None and path.is_file():
             try:
                 with Image.open(path) as image:
                     return thumbnail(np.asarray(image.convert("RGB")), THUMBNAIL_PX)
             except OSError:
                 continue
-    mat = recon_dir / row["mat"] if row.get("mat") else None
+    mat = _inside(recon_dir, row["mat"]) if row.get("mat") else None
     if mat is not None and mat.is_file():
         try:
             import scipy.io

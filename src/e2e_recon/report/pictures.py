@@ -99,11 +99,11 @@ def _progress_grids(folder: Path) -> str:
                 rgb = figures.thumbnail(np.asarray(image.convert("RGB")), 1100)
         except OSError:
             continue
-        caption = f"iteration {iteration:,}" if iteration is not None else path.name
+        # A file name is anyone's text: escaped in the attribute as in the caption.
+        caption = html.escape(f"iteration {iteration:,}" if iteration is not None else path.name)
         parts.append(
             f'<figure><img class="plot" src="{figures.data_uri(figures.encode_png(rgb))}" '
-            f'alt="training grid, {caption}"><figcaption>{html.escape(caption)}</figcaption>'
-            "</figure>"
+            f'alt="training grid, {caption}"><figcaption>{caption}</figcaption></figure>'
         )
     if not parts:
         return ""

@@ -113,7 +113,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         If ``run_dir`` is not a run directory.
     """
     run_dir = require_run_dir(Path(run_dir))
-    out = Path(out) if out is not None else run_dir / "report" / "index.html"
+    out = _file_to_write(out, "--out") if out is not None else run_dir / "report" / "index.html"
     page = render_report(run_dir)
     atomic_write_bytes(out, page.encode("utf-8"))
     return out
@@ -147,6 +147,7 @@ def save_grid_png(
         If the run has no reconstructions of ``set_name``.
     """
     run_dir = require_run_dir(Path(run_dir))
+    out_png = _file_to_write(out_png, "--grid-png")
     settings = run_settings(run_dir)
     grids = load_grid(run_dir, settings, max_images=max_images, sets=(set_name,))
     grid = grids.get(set_name)
@@ -158,6 +159,13 @@ def save_grid_png(
     title = f"{SET_TITLES.get(set_name, set_name)}: " + ", ".join(r.lower() for r in grid.rows)
     atomic_write_bytes(Path(out_png), figures.grid_png(grid.rows, title))
     return Path(out_png)
+
+
+def _file_to_write(path: Path, option: str) -> Path:
+    """``path``, unless it is a folder (a page is a file: never replace a folder)."""
+    if Path(path).is_dir():
+        raise DataError(f"{option} {path} is a folder; give the HTML or PNG file to write")
+    return Path(path)
 
 
 def render_report(run_dir: Path) -> str:

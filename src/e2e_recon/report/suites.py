@@ -58,7 +58,7 @@ def _nsd(nsd: Mapping[str, Any]) -> str:
         rows.append(
             f'<tr><td class="l">{html.escape(str(row["set"]))}</td>'
             f'<td class="l">{html.escape(str(row["method"]))}</td>'
-            f"<td>{row.get('n_images', '')}</td>{cells}</tr>"
+            f"<td>{html.escape(str(row.get('n_images', '')))}</td>{cells}</tr>"
         )
     return (
         "<h3>NSD benchmark</h3>"

@@ -81,10 +81,16 @@ def _check_arguments(out_dir: Path, subject: str, snr: float | None, overwrite: 
         raise ConfigError(f"Subject name {subject!r} must be non-empty, without slashes or spaces.")
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir} exists and is not a folder; choose another --out.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise DataError(
-            f"{out_dir} already exists and is not empty; choose another --out or delete it."
-        )
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise DataError(
+                f"{out_dir} already exists and is not empty; choose another --out or delete it."
+            )
+        if not (out_dir / "truth" / "summary.json").is_file():  # only a simulated subject
+            raise DataError(
+                f"{out_dir} is not a simulated subject (no truth/summary.json), so it is never "
+                "replaced; choose another --out or delete it by hand."
+            )
 
 
 def make_stimuli(spec: SimPreset, seed: int, progress: Progress | None) -> dict:
@@ -238,7 +244,8 @@ def simulate_subject(
     progress : bool
         Show a progress bar.
     overwrite : bool
-        Replace an existing non-empty ``out_dir``.
+        Replace an existing ``out_dir`` that holds a simulated subject (``truth/summary.json``);
+        any other non-empty folder is refused.
 
     Returns
     -------
