@@ -48,11 +48,11 @@ def check_input_files(cfg: Config) -> None:
     Called before a run folder is made or touched, so that a missing, malformed or
     damaged file (even one that hangs or crashes libhdf5) leaves nothing behind.
     """
-    from e2e_recon.data.h5probe import probe_file
+    from e2e_recon.data.h5probe import check_file
 
     for path in (cfg.data.train_fmri, *cfg.data.test_fmri):
         if path:
-            probe_file(path)
+            check_file(path)
 
 
 def prepare_train(

@@ -37,7 +37,14 @@ import h5py
 from e2e_recon.data.bdata_checks import BDataContent, read_bdata
 from e2e_recon.errors import ConfigError, DataError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "probe_file", "probe_timeout", "read_bdata_file"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "TIMEOUT_ENV",
+    "check_file",
+    "probe_file",
+    "probe_timeout",
+    "read_bdata_file",
+]
 
 TIMEOUT_ENV = "E2E_RECON_H5_PROBE_TIMEOUT"
 #: Structure and metadata of the lab's largest files read in well under a second from a
@@ -117,6 +124,17 @@ def probe_file(path: str | os.PathLike[str]) -> None:
         _VERDICTS[key] = _run_child(path, limit)
     if _VERDICTS[key] is not None:
         raise DataError(_VERDICTS[key])
+
+
+def check_file(path: str | os.PathLike[str]) -> None:
+    """Check structure and metadata of ``path`` now, without keeping what is read.
+
+    In the child (:func:`probe_file`), or in this process when the child's check is
+    off; for commands that check every input before they write anything.
+    """
+    probe_file(path)
+    if probe_timeout() == 0:
+        read_bdata_file(Path(path), read_data=False)
 
 
 def _run_child(path: Path, limit: float) -> str | None:
