@@ -19,7 +19,6 @@ would use is arbitrary, so the file is ambiguous.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import h5py
 
@@ -51,7 +50,11 @@ def check_local_storage(h5: h5py.File, path: Path) -> None:
         virtual (or otherwise non-local) dataset, named with the file.
     """
     try:
-        _walk(h5, path, set())
+        links, datasets = _list(h5)
+        for name, kind in links:
+            _check_link(h5, name, kind, path)
+        for name in datasets:
+            _check_dataset(h5, name, path)
     except DataError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as err:
@@ -61,51 +64,57 @@ def check_local_storage(h5: h5py.File, path: Path) -> None:
         ) from err
 
 
-def _walk(group: h5py.Group, path: Path, seen: set[int]) -> None:
-    """Check every link of ``group`` and below, following hard links only.
+def _list(h5: h5py.File) -> tuple[list[tuple[bytes, int]], list[bytes]]:
+    """Every link (name, type) and every dataset's name, following hard links only.
 
-    A plain loop, not h5py's ``visititems``: an error inside a visit callback
-    surfaces as an opaque SystemError.
+    libhdf5's own visits (which end link loops), with callbacks that only collect:
+    an error raised inside a visit callback would surface as an opaque SystemError.
     """
-    seen.add(hash(group.id))  # equal for every link to the same object: loops end
-    for name in list(group.keys()):
-        link = group.get(name, getlink=True)
-        where = f"{group.name.rstrip('/')}/{name}"
-        _check_link(where, link, path)
-        if not isinstance(link, h5py.HardLink):
-            continue  # a soft link's target is checked where its own hard link is
-        node = group[name]
-        if isinstance(node, h5py.Dataset):
-            _check_dataset(where, node, path)
-        elif isinstance(node, h5py.Group) and hash(node.id) not in seen:
-            _walk(node, path, seen)
+    links: list[tuple[bytes, int]] = []
+    h5.id.links.visit(lambda name, info: links.append((name, info.type)), info=True)
+    datasets: list[bytes] = []
+    h5py.h5o.visit(
+        h5.id,
+        lambda name, info: datasets.append(name) if info.type == h5py.h5o.TYPE_DATASET else None,
+        info=True,
+    )
+    return links, datasets
 
 
-def _check_link(name: str, link: Any, path: Path) -> None:
-    if isinstance(link, h5py.ExternalLink):
+def _check_link(h5: h5py.File, name: bytes, kind: int, path: Path) -> None:
+    where = "/" + name.decode("utf-8", errors="replace")
+    if kind == h5py.h5l.TYPE_EXTERNAL:
+        filename, target = (
+            part.decode("utf-8", errors="replace") for part in h5.id.links.get_val(name)
+        )
         raise DataError(
-            f"{path}: {name} is an external link to {link.path} in {link.filename!r}; BData "
+            f"{path}: {where} is an external link to {target} in {filename!r}; BData "
             "files hold their data themselves: copy that object into the file instead."
         )
-    if not isinstance(link, h5py.HardLink | h5py.SoftLink):
+    if kind not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
         raise DataError(
-            f"{path}: {name} is a {type(link).__name__} (a user-defined link), which BData "
-            "files do not use; the file is not a valid BData file."
+            f"{path}: {where} is a user-defined link (type {kind}), which BData files do not "
+            "use; the file is not a valid BData file."
         )
 
 
-def _check_dataset(name: str, node: h5py.Dataset, path: Path) -> None:
-    if node.external:
-        files = ", ".join(repr(str(entry[0])) for entry in node.external)
+def _check_dataset(h5: h5py.File, name: bytes, path: Path) -> None:
+    where = "/" + name.decode("utf-8", errors="replace")
+    plist = h5py.h5d.open(h5.id, name).get_create_plist()
+    if plist.get_external_count():
+        files = ", ".join(
+            repr(plist.get_external(i)[0].decode("utf-8", errors="replace"))
+            for i in range(plist.get_external_count())
+        )
         raise DataError(
-            f"{path}: {name} keeps its values in external files ({files}); BData files hold "
+            f"{path}: {where} keeps its values in external files ({files}); BData files hold "
             "their data themselves: rewrite it as an ordinary dataset."
         )
-    layout = node.id.get_create_plist().get_layout()
+    layout = plist.get_layout()
     if layout not in _LAYOUTS:
         kind = "virtual" if layout == h5py.h5d.VIRTUAL else f"layout {layout}"
         raise DataError(
-            f"{path}: {name} is a {kind} dataset (its values come from other files); BData "
+            f"{path}: {where} is a {kind} dataset (its values come from other files); BData "
             "files hold their data themselves: rewrite it as an ordinary dataset."
         )
 
