@@ -6,8 +6,8 @@ So before this process opens a file, a child process (``python -m
 e2e_recon.data.h5probe FILE``) opens it and checks its structure and metadata: every
 link and dataset (nothing may live outside the file), every node's type and declared
 size, the metadata keys, values and descriptions, the header and value maps. Only the
-data array itself is not read: that is what makes the check quick (about 0.2 s of
-process start; see docs/data.md).
+data array itself is not read, which keeps the check to a process start and a
+second read of the metadata (measured in docs/data.md).
 
 - The child finishes: its verdict stands. A problem it found (a
   :class:`~e2e_recon.errors.DataError`) is raised here with the same message.
