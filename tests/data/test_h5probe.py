@@ -317,3 +317,29 @@ def test_train_checks_its_files_before_making_any_folder(tmp_path: Path) -> None
     assert result.exit_code == 2, result.output
     assert "sub-01_train.h5" in result.output
     assert not runs.exists()
+
+
+def test_resume_reports_a_crashing_file_and_leaves_the_folder_as_it_was(
+    tmp_path: Path, probe_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: ``--resume`` laid out the folder and then crashed again on the same file."""
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+    from e2e_recon.config import load_config, save_config
+
+    fmri = _valid(tmp_path / "sub-01_train.h5")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config("demo", [f"data.train_fmri='{fmri}'"]), run / "config.yaml")
+    _fake_child(monkeypatch, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    result = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    assert "libhdf5 could not read" in result.output
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
+def test_simulated_subjects_carry_checksums(tiny_subject: dict) -> None:
+    for path in tiny_subject["files"].values():
+        with h5py.File(path, "r") as h5:
+            assert h5["dataset"].fletcher32 and h5["metadata/value"].fletcher32, path
