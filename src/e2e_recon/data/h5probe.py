@@ -143,21 +143,23 @@ def _run_child(path: Path, limit: float) -> str | None:
     package_root = str(Path(__file__).resolve().parents[2])  # the folder holding e2e_recon
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = probe_command(path)
-    with subprocess.Popen(
+    # No ``with``: leaving it waits for the child without a limit, and a child stuck
+    # in the kernel (a dead network disk) would then hold this process too.
+    child = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    ) as child:
-        try:
-            out, err = child.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill(child)
-            return (
-                f"libhdf5 could not read {path}: damaged? Reading its structure did not finish "
-                f"within {limit:g} s, so it was stopped. If the disk is just slow, allow more "
-                f"time with {TIMEOUT_ENV}=SECONDS."
-            )
-        except BaseException:  # Ctrl-C, SIGTERM: stop the child too, at once
-            _kill(child)
-            raise
+    )
+    try:
+        out, err = child.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        return (
+            f"libhdf5 could not read {path}: damaged? Reading its structure did not finish "
+            f"within {limit:g} s, so it was stopped. If the disk is just slow, allow more "
+            f"time with {TIMEOUT_ENV}=SECONDS."
+        )
+    except BaseException:  # Ctrl-C, SIGTERM: stop the child too, at once
+        _kill(child)
+        raise
     return _verdict(path, child.returncode, out, err)
 
 
