@@ -58,6 +58,18 @@ def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_child_file_check() -> Any:
+    """Turn off the child-process check of BData files (``data/h5probe.py``) by default.
+
+    It costs a process start (0.1-0.4 s here) per file, which hundreds of tests with
+    fresh files would pay for nothing; ``tests/data/test_h5probe.py`` turns it on.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("E2E_RECON_H5_PROBE_TIMEOUT", "0")
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_run_overrides() -> tuple[str, ...]:
     """:data:`TINY_RUN_OVERRIDES`, for test modules (which cannot import a conftest)."""

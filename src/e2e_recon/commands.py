@@ -42,6 +42,19 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def check_input_files(cfg: Config) -> None:
+    """Check the run's BData files (structure and metadata, in a child process) now.
+
+    Called before a run folder is made or touched, so that a missing, malformed or
+    damaged file (even one that hangs or crashes libhdf5) leaves nothing behind.
+    """
+    from e2e_recon.data.h5probe import check_file
+
+    for path in (cfg.data.train_fmri, *cfg.data.test_fmri):
+        if path:
+            check_file(path)
+
+
 def prepare_train(
     config: str,
     overrides: Sequence[str],
@@ -61,9 +74,9 @@ def prepare_train(
     Returns the config, the run directory (``None`` when ``dry_run`` is set: the
     config is printed and nothing is written) and whether the directory was created
     here. A resumed run takes the config saved in its folder; overrides still apply
-    on top. Every value and the output folder are checked before anything is
-    written; ``run_dir`` holding a run is refused unless ``overwrite`` (which clears
-    it).
+    on top. Every value, the input BData files and the output folder are checked
+    before anything is written; ``run_dir`` holding a run is refused unless
+    ``overwrite`` (which clears it).
     """
     from e2e_recon.train.setup import check_supported
 
@@ -77,6 +90,7 @@ def prepare_train(
         console.print(dump_yaml(cfg), end="", highlight=False, markup=False)
         return cfg, None, False
     check_supported(cfg, warnings=False)  # refused before any folder is made; train() warns
+    check_input_files(cfg)
     if resume is not None:
         check_writable(resume, "run folder")
         return cfg, init_run_dir(resume, cfg), False

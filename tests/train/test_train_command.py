@@ -161,7 +161,7 @@ def test_missing_data_is_refused_leaving_no_run_folder(
     runs = tmp_path / "runs"
     result = runner.invoke(app, ["train", "--config", str(config), "--runs-dir", str(runs)])
     assert result.exit_code == 2, result.output
-    assert "nope.h5" in result.output and not any(runs.iterdir())
+    assert "nope.h5" in result.output and not runs.exists()  # inputs are checked first
     run = tmp_path / "given"
     result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(run)])
     assert result.exit_code == 2 and not run.exists()

@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from e2e_recon.data import bdata_checks as checks
+from e2e_recon.data.h5probe import probe_file, read_bdata_file
 from e2e_recon.data.selection import parse_selection, select_columns
 from e2e_recon.errors import DataError
 from e2e_recon.fileio import atomic_path
@@ -261,17 +261,8 @@ class BData:
         if not path.is_file():
             raise DataError(f"BData file not found: {path}.")
         self.path = path
-        try:
-            with h5py.File(path, "r") as h5:
-                content = checks.read_bdata(h5, path)
-        except DataError:
-            raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
-            # h5py reports damaged structures (bad object headers, link loops) this way.
-            raise DataError(
-                f"Cannot read {path} as a BData HDF5 file ({err}). The file may be truncated "
-                "(download it again) or not HDF5 at all (BData files are .h5 or MATLAB v7.3 .mat)."
-            ) from err
+        probe_file(path)  # in a child process first: a hang or crash there is one line here
+        content = read_bdata_file(path)
         self.dataset, self._values = content.dataset, content.values
         self._keys, self._descriptions = content.keys, content.descriptions
         self.header, self._vmap = content.header, content.vmap
@@ -279,20 +270,27 @@ class BData:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the data to a BData HDF5 file, atomically (temporary name, then rename).
 
-        The file is readable by bdpy (``bdpy.BData(path)``).
+        The file is readable by bdpy (``bdpy.BData(path)``). Its data array and
+        metadata values carry HDF5's Fletcher-32 checksum, verified on every read.
         """
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
             self._write_h5(h5)
 
     def _write_h5(self, h5: h5py.File) -> None:
         vlen = h5py.special_dtype(vlen=bytes)
-        h5.create_dataset("dataset", data=self.dataset.astype(np.float64, copy=False))
+        # Fletcher-32 checksums (per chunk) on the numeric arrays: bytes damaged later
+        # fail the read instead of reading as other voxel values.
+        h5.create_dataset(
+            "dataset", data=self.dataset.astype(np.float64, copy=False), fletcher32=True
+        )
         meta = h5.create_group("metadata")
         meta.create_dataset("key", data=[k.encode() for k in self._keys], dtype=vlen)
         meta.create_dataset(
             "description", data=[d.encode() for d in self._descriptions], dtype=vlen
         )
-        meta.create_dataset("value", data=self._values.reshape(len(self._keys), self.n_cols))
+        meta.create_dataset(
+            "value", data=self._values.reshape(len(self._keys), self.n_cols), fletcher32=True
+        )
         header = dict(self.header)
         now = datetime.datetime.now()
         header.update(ctime=now.strftime("%Y-%m-%d %H:%M:%S"), ctime_epoch=now.timestamp())

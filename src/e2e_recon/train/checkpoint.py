@@ -92,8 +92,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             tmp.unlink()
 
 
-def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
+#: What to do about a damaged snapshot, when the caller has not done it already.
+EARLIER_SNAPSHOT = "; use an earlier snapshot from the same folder"
+
+
+def load_checkpoint(
+    path: Path, expected_format: str = CHECKPOINT_FORMAT, advice: str = EARLIER_SNAPSHOT
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` and check its format tag.
+
+    ``advice`` ends the message of a damaged file (``""`` where the caller falls back
+    to an earlier snapshot by itself).
 
     Raises
     ------
@@ -106,8 +115,7 @@ def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: many exception types
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({describe_load_error(exc)}); "
-            "use an earlier snapshot from the same folder"
+            f"checkpoint {path} cannot be read ({describe_load_error(exc)}){advice}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != expected_format:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -121,8 +129,7 @@ def load_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
         )
     if seal_status(ckpt) is False:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt: its content does not match its SHA-256 checksum; "
-            "use an earlier snapshot from the same folder"
+            f"checkpoint {path} is corrupt: its content does not match its SHA-256 checksum{advice}"
         )
     return ckpt
 
@@ -195,11 +202,11 @@ def find_resume_checkpoint(run_dir: Path) -> Path:
         if not path.is_file() or _file_id(path) in bad:
             continue
         try:
-            load_checkpoint(path)
+            load_checkpoint(path, advice="")
             return path
         except CheckpointError as exc:
             bad.add(_file_id(path))
-            warn(f"{exc} (skipped: falling back to the previous snapshot)")
+            warn(f"{exc}; skipped, the previous snapshot is tried instead")
     raise CheckpointError(
         f"{folder} holds no loadable checkpoint; start a new run instead of --resume"
     )
