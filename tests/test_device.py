@@ -107,6 +107,20 @@ def test_a_busy_first_measurement_is_measured_again(
     assert again.dtype == torch.float32
 
 
+def test_a_verdict_too_close_to_call_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """1.2x with steps scattering by 10%: within the scatter of 1.15x, so not cached for good."""
+    _native(monkeypatch)
+    cache = tmp_path / "p.json"
+    times = iter([1.0, 1.0, *[1.2, 1.0, 1.1, 1.32] * 5])  # fp32 1.2-1.32, bf16 1.0-1.1
+    close = dev.choose_precision("auto", CPU, lambda d: next(times), "demo", cache)
+    assert close.dtype == torch.bfloat16 and close.how == "measured, close"
+    again = dev.choose_precision("auto", CPU, _timer(1.0, 1.0, []), "demo", cache)
+    assert again.dtype == torch.float32 and again.how == "measured"
+    assert dev.choose_precision("auto", CPU, _timer(3.0, 1.0, []), "demo", cache).how == "cached"
+
+
 def test_an_unreadable_cache_is_measured_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ without measuring. Where it is native, :func:`choose_precision` times the step
 itself in both precisions (a training run passes its own step) and takes bf16 when
 it is at least 1.15x faster; the verdict is cached per CPU model, flags, torch
 version, thread count and step, and measured again when it came from a disturbed
-measurement.
+measurement or was too close to call.
 """
 
 from __future__ import annotations
@@ -170,8 +170,9 @@ def choose_precision(
     ``auto`` on a CPU with native bf16 (AVX-512 BF16 or AMX) times ``step`` in fp32
     and bf16 autocast, interleaved (:func:`measure_step`), and takes bf16 when it is at
     least :data:`BF16_MIN_SPEEDUP` times faster. The verdict is cached per CPU model,
-    flags, torch version, thread count and ``signature``; a verdict from a disturbed
-    measurement (spread above :data:`DISTURBED_SPREAD`) is used once and measured
+    flags, torch version, thread count and ``signature``. A verdict from a disturbed
+    measurement (spread above :data:`DISTURBED_SPREAD`), or one whose speedup lies
+    within that spread of the threshold (``close``), is used once and measured
     again by the next run. CPUs without native bf16 never measure: fp32.
 
     Parameters
@@ -208,20 +209,25 @@ def choose_precision(
     )
     cached = _read_cache(path)
     entry = cached.get(key)
-    if entry is not None and not remeasure and not entry.get("disturbed", True):
+    settled = entry is not None and not entry.get("disturbed", True) and not entry.get("close")
+    if settled and not remeasure:
         return _from_times(entry, "cached")
     fp32_times, bf16_times = measure_step(step or _generic_step())
     spread = max(max(t) / min(t) for t in (fp32_times, bf16_times))
+    speedup = min(fp32_times) / min(bf16_times)
     entry = {
         "fp32_s": round(min(fp32_times), 4),
         "bf16_s": round(min(bf16_times), 4),
         "spread": round(spread, 3),
         "rounds": len(fp32_times),
         "disturbed": spread > DISTURBED_SPREAD,
+        # Within the measurement's own scatter of the threshold: the verdict could flip.
+        "close": BF16_MIN_SPEEDUP / spread < speedup < BF16_MIN_SPEEDUP * spread,
     }
     cached[key] = entry
     _write_cache(path, cached)
-    return _from_times(entry, "measured, disturbed" if entry["disturbed"] else "measured")
+    unsettled = [w for w in ("disturbed", "close") if entry[w]]
+    return _from_times(entry, ", ".join(["measured", *unsettled]))
 
 
 def _from_times(entry: dict[str, object], how: str) -> PrecisionChoice:

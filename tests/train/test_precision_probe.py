@@ -102,3 +102,34 @@ def test_the_signature_follows_the_step(subject: dict[str, Path], native_bf16: P
     assert choice.how.startswith("measured")
     after = nets.generator.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+TINY_STEP = [
+    "--set", "model.fc_width=64", "--set", "model.output_size_px=64",
+    "--set", "model.base_channels=16", "--set", "model.comparator=random-caffenet",
+    "--set", "model.feature_layers=[conv1]", "--set", "data.image_size_px=64",
+    "--set", "data.crop_px=63", "--set", "train.batch_size=8", "--voxels", "40",
+    "--device", "cpu",
+]  # fmt: skip
+
+
+def test_the_precision_command_prints_the_cpu_and_the_choice(
+    native_bf16: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["precision", "--config", "paper", *TINY_STEP])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "CPU: Test CPU" in out and "native bf16 flags: avx512_bf16" in out
+    assert "batch 8, 63 px, 40 voxels" in out
+    assert "precision auto -> " in out and "in fp32 and" in out
+    assert native_bf16.is_file()  # a training run of the same step reuses the verdict
+    monkeypatch.setattr(dev, "_cpu_model_and_flags", lambda: ("Old CPU", {"avx2"}))
+    result = runner.invoke(app, ["precision", "--config", "paper", *TINY_STEP])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "native bf16 flags: none" in out and "precision auto -> fp32 (no native bf16)" in out
