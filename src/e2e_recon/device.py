@@ -209,8 +209,7 @@ def choose_precision(
     )
     cached = _read_cache(path)
     entry = cached.get(key)
-    settled = entry is not None and not entry.get("disturbed", True) and not entry.get("close")
-    if settled and not remeasure:
+    if entry is not None and not remeasure and _settled(entry):
         return _from_times(entry, "cached")
     fp32_times, bf16_times = measure_step(step or _generic_step())
     spread = max(max(t) / min(t) for t in (fp32_times, bf16_times))
@@ -228,6 +227,11 @@ def choose_precision(
     _write_cache(path, cached)
     unsettled = [w for w in ("disturbed", "close") if entry[w]]
     return _from_times(entry, ", ".join(["measured", *unsettled]))
+
+
+def _settled(entry: dict[str, object]) -> bool:
+    """A cached verdict from a steady measurement, clear of the threshold."""
+    return not entry.get("disturbed", True) and not entry.get("close", False)
 
 
 def _from_times(entry: dict[str, object], how: str) -> PrecisionChoice:
