@@ -137,10 +137,11 @@ class PrecisionChoice:
         head = f"precision {self.requested} -> {self.name}"
         if self.speedup is None:
             return f"{head} ({self.how})"
+        again = "; measured again next run" if self.how.startswith("measured,") else ""
         return (
             f"{head}: the step took {self.fp32_s:.3f} s in fp32 and {self.bf16_s:.3f} s in "
-            f"bf16 ({self.speedup:.2f}x; bf16 from {BF16_MIN_SPEEDUP}x), {self.how}: fastest of "
-            f"{self.rounds} interleaved rounds, spread {self.spread:.2f}"
+            f"bf16 ({self.speedup:.2f}x; bf16 from {BF16_MIN_SPEEDUP}x), fastest of "
+            f"{self.rounds} interleaved rounds, spread {self.spread:.2f} ({self.how}{again})"
         )
 
     def to_dict(self) -> dict[str, object]:
