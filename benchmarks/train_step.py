@@ -5,10 +5,12 @@ generator (4096-wide, 256 px output), CaffeNet comparator (random weights: the
 timing does not depend on them) on pool5, and the discriminator. One iteration is
 the forward and backward passes of all networks and both Adam steps (D and G both
 training). The project step is ``e2e_recon.train.step.training_step`` with the
-project defaults (precision ``auto``, channels-last, fused Adam, one discriminator
-pass on real and fake together, discriminator weights frozen in the generator
-pass). The reference is a plain implementation of the same iteration kept here:
-float32, eager, default memory format, default Adam.
+project defaults (precision ``auto``, decided as a training run decides it: the step
+timed in fp32 and bf16 on copies of its networks, reported in ``precision_choice``;
+channels-last, fused Adam, one discriminator pass on real and fake together,
+discriminator weights frozen in the generator pass). The reference is a plain
+implementation of the same iteration kept here: float32, eager, default memory
+format, default Adam.
 
 ``--preset demo`` times the demo's step instead (configs/demo.yaml: 64 px, EfficientNet-Lite0
 comparator, batch 32, 3,000 voxels; no reference). FLOPs are counted with torch's
@@ -16,7 +18,8 @@ comparator, batch 32, 3,000 voxels; no reference). FLOPs are counted with torch'
 ``--peak-tflops`` (the device's datasheet peak for the precision used) adds the
 fraction of peak reached.
 
-Prints one JSON object. Quick run: ``python benchmarks/train_step.py --batch 8 --iters 2``.
+Prints one JSON object, with the CPU model, its bf16 flags and the load average beside
+the figures. Quick run: ``python benchmarks/train_step.py --batch 8 --iters 2``.
 """
 
 from __future__ import annotations
@@ -34,19 +37,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from e2e_recon.config import load_config
-from e2e_recon.device import (
-    allows_tf32,
-    cpu_info,
-    resolve_device,
-    resolve_precision,
-    tf32_mode,
-)
+from e2e_recon.device import PrecisionChoice, allows_tf32, cpu_info, resolve_device, tf32_mode
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator, center_crop
 from e2e_recon.nets.loading import load_comparator
 from e2e_recon.train import losses
 from e2e_recon.train.balance import BalanceState
 from e2e_recon.train.distributed import DistInfo
+from e2e_recon.train.precision_probe import choose_run_precision
 from e2e_recon.train.step import StepSettings, build_nets, build_optimisers, training_step
 
 
@@ -58,6 +56,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="project step: auto | fp32 | bf16")
     parser.add_argument("--compile", action="store_true", help="project step with torch.compile")
+    parser.add_argument(
+        "--remeasure", action="store_true", help="auto: time the step even if a verdict is cached"
+    )
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument(
         "--tf32",
@@ -105,8 +106,10 @@ def _time(step: Callable[[], None], iters: int, device: torch.device) -> list[fl
     return times
 
 
-def project_step(args: argparse.Namespace, device: torch.device) -> tuple[Callable[[], None], str]:
-    """The project's training step with its defaults."""
+def project_step(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[Callable[[], None], PrecisionChoice]:
+    """The project's training step with its defaults; ``auto`` decided as a training run does."""
     overrides = ["model.comparator=random-caffenet"] if args.preset == "paper" else []
     cfg = load_config(
         args.preset,
@@ -120,7 +123,8 @@ def project_step(args: argparse.Namespace, device: torch.device) -> tuple[Callab
     torch.manual_seed(0)
     nets = build_nets(cfg, args.voxels, device, DistInfo())
     opt = build_optimisers(cfg, nets, device)
-    dtype = resolve_precision(cfg.train.precision, device)
+    choice = choose_run_precision(cfg, nets, args.batch, device, remeasure=args.remeasure)
+    dtype = choice.dtype
     settings = StepSettings(cfg.data.crop_px, tuple(cfg.model.feature_layers), device, dtype)
     weights = losses.LossWeights()
     x, real = _batch(args.batch, args.voxels, device, cfg.data.crop_px)
@@ -130,7 +134,7 @@ def project_step(args: argparse.Namespace, device: torch.device) -> tuple[Callab
     def step() -> None:
         training_step(nets, opt, x, real, both, weights, settings)
 
-    return step, "bf16" if dtype == torch.bfloat16 else "fp32"
+    return step, choice
 
 
 def reference_step(args: argparse.Namespace, device: torch.device) -> Callable[[], None]:
@@ -183,7 +187,9 @@ def _run(args: argparse.Namespace) -> dict[str, object]:
         args.skip_reference = True  # the reference step is the paper's architecture
         args.voxels = 3_000 if args.voxels == 15_000 else args.voxels
     device = resolve_device(args.device)
-    step, precision = project_step(args, device)
+    measuring = time.perf_counter()
+    step, choice = project_step(args, device)
+    setup_s = time.perf_counter() - measuring  # networks, and the measurement of auto
     started = time.perf_counter()
     step()  # first call: allocations, kernel choice and, with --compile, compilation
     _sync(device)
@@ -203,7 +209,10 @@ def _run(args: argparse.Namespace) -> dict[str, object]:
         "crop_px": 64 if args.preset == "demo" else 227,
         "device": str(device),
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-        "precision": precision,
+        "precision": choice.name,
+        "precision_requested": args.precision,
+        "precision_choice": choice.to_dict(),
+        "setup_s": round(setup_s, 1),
         "compile": args.compile,
         "iters_timed": args.iters,
         "preset": args.preset,

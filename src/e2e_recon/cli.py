@@ -16,6 +16,7 @@ import typer
 
 from e2e_recon import __version__
 from e2e_recon.cli_experiments import experiment_app
+from e2e_recon.cli_precision import precision
 from e2e_recon.cli_support import (
     ConfigOpt,
     DeviceOpt,
@@ -37,6 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(experiment_app, name="experiment")
+app.command("precision")(precision)
 
 
 def _version(value: bool) -> None:

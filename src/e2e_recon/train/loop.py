@@ -26,7 +26,7 @@ import torch
 
 from e2e_recon.config import Config, save_config, to_dict
 from e2e_recon.data.sampler import choose_data_device, training_set_bytes
-from e2e_recon.device import allows_tf32, resolve_device, resolve_precision, tf32_mode
+from e2e_recon.device import allows_tf32, resolve_device, tf32_mode
 from e2e_recon.errors import TrainingError
 from e2e_recon.fileio import reporting_write_errors
 from e2e_recon.runs import get_logger, init_run_dir
@@ -35,6 +35,7 @@ from e2e_recon.train import distributed
 from e2e_recon.train.balance import balance_ratio, update_balance
 from e2e_recon.train.ema import GeneratorEMA
 from e2e_recon.train.losses import LossWeights, weights_at
+from e2e_recon.train.precision_probe import choose_run_precision
 from e2e_recon.train.priors import init_first_layer, mean_image_terms
 from e2e_recon.train.resume import restore, snapshot
 from e2e_recon.train.run_state import RunState
@@ -95,7 +96,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         ``stop_signal`` (its number, 0 when none), ``seconds``,
         ``it_per_s``, ``last`` (last unweighted losses), ``balance``,
         ``checkpoint``, ``generator`` (project .pt with ``norm``), ``device``,
-        ``precision``, ``tf32`` (TF32 allowed on a CUDA device), ``world_size``,
+        ``precision``, ``precision_choice`` (how ``auto`` decided, with both step
+        times when it measured), ``tf32`` (TF32 allowed on a CUDA device), ``world_size``,
         ``run_dir``.
 
     Raises
@@ -145,11 +147,16 @@ def _prepare(
     advice = small_data_advice(cfg, len(data.voxels))
     if advice and info.is_main:
         get_logger().warning(advice)
-    dtype = resolve_precision(cfg.train.precision, device)
     nets = build_nets(cfg, int(data.voxels.shape[1]), device, info)
     replaced = init_first_layer(nets.generator, data, cfg.model.first_layer_init, cfg.data.crop_px)
     if replaced and info.is_main:
         get_logger().info("first layer: %d rows from %s", replaced, cfg.model.first_layer_init)
+    batch_per_rank = distributed.per_rank_batch(cfg.train.batch_size, info)
+    # auto times this run's own step in fp32 and bf16 (on copies, RNG untouched).
+    precision = choose_run_precision(cfg, nets, batch_per_rank, device, info)
+    if info.is_main:
+        get_logger().info(precision.describe())
+    dtype = precision.dtype
     layers = tuple(cfg.model.feature_layers)
     settings = StepSettings(
         cfg.data.crop_px,
@@ -188,13 +195,14 @@ def _prepare(
         norm=data.norm.to_dict(),
         settings=settings,
         grid=grid,
-        batch_per_rank=distributed.per_rank_batch(t.batch_size, info),
+        batch_per_rank=batch_per_rank,
         sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
         weights=_run_weights(cfg, data, nets, settings, info),
         validator=validator,
         order=_epoch_order(cfg, len(sampler)),
         ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
         best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric], min_delta=t.best_min_delta),
+        precision=precision.to_dict(),
     )
 
 
@@ -426,6 +434,7 @@ def _summary(run: RunState, start: int, seconds: float, last: dict[str, float]) 
         "early_stopped": run.early_stopped,
         "device": str(run.settings.device),
         "precision": _dtype_name(run.settings.dtype),
+        "precision_choice": run.precision,
         "tf32": run.settings.device.type == "cuda" and allows_tf32(run.cfg.train.precision),
         "world_size": run.info.world_size,
     }

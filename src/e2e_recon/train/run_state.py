@@ -46,3 +46,4 @@ class RunState:
     balance: BalanceState = field(default_factory=BalanceState)
     iteration: int = 0
     early_stopped: bool = False
+    precision: dict[str, Any] = field(default_factory=dict)  # PrecisionChoice.to_dict()
