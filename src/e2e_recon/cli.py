@@ -15,8 +15,10 @@ from typing import Annotated
 import typer
 
 from e2e_recon import __version__
+from e2e_recon.cli_data import check_data, download
 from e2e_recon.cli_experiments import experiment_app
 from e2e_recon.cli_precision import precision
+from e2e_recon.cli_report import report
 from e2e_recon.cli_support import (
     ConfigOpt,
     DeviceOpt,
@@ -38,7 +40,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(experiment_app, name="experiment")
-app.command("precision")(precision)
 
 
 def _version(value: bool) -> None:
@@ -420,31 +421,7 @@ def evaluate(
         console.print(f"wrote {recon / 'metrics.json'}")
 
 
-@app.command()
-@user_errors
-def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (from train or demo).")],
-    out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report/).")] = None,
-    grid_png: Annotated[
-        Path | None, typer.Option(help="Also save one test set's image grid as a PNG here.")
-    ] = None,
-    grid_set: Annotated[
-        str, typer.Option(help="Test set of --grid-png: natural, shapes or letters.")
-    ] = "natural",
-) -> None:
-    """Write a self-contained HTML report: image grids, metrics, training curves.
-
-    Example: [bold]e2e-recon report runs/00000-sub-01-demo[/]
-    """
-    from e2e_recon.report.contents import SET_ORDER
-    from e2e_recon.report.report import save_grid_png, write_report
-
-    if grid_png is not None and grid_set not in SET_ORDER:
-        raise ConfigError(f"--grid-set {grid_set!r}: choose one of {', '.join(SET_ORDER)}")
-    path = write_report(run_dir, out)
-    console.print(f"wrote {path}")
-    if grid_png is not None:
-        console.print(f"wrote {save_grid_png(run_dir, grid_png, set_name=grid_set)}")
+app.command()(report)
 
 
 @app.command()
@@ -467,40 +444,9 @@ def demo(
     run_demo(out=out, quick=quick, seed=seed, comparator=comparator or None, device=device)
 
 
-@app.command(help=DOWNLOAD_HELP)
-@user_errors
-def download(
-    what: Annotated[str, typer.Argument(help="fmri, models, caffenet, alexnet, eval-nets or all.")],
-    subject: Annotated[
-        list[str] | None, typer.Option(help="Subjects (default: all three).")
-    ] = None,
-    dest: Annotated[Path | None, typer.Option(help="Data home (default: E2E_RECON_HOME).")] = None,
-    force: Annotated[bool, typer.Option(help="Download again even if verified.")] = False,
-    list_only: Annotated[
-        bool, typer.Option("--list", help="Only list the files, sizes and destinations.")
-    ] = False,
-) -> None:
-    from e2e_recon.data.download import download_cli
-
-    download_cli(
-        what, subjects=subject or None, dest=dest, force=force, console=console, dry_run=list_only
-    )
-
-
-@app.command("check-data")
-@user_errors
-def check_data(
-    subject: Annotated[str, typer.Option(help="Subject to check.")] = "sub-01",
-    dest: Annotated[Path | None, typer.Option(help="Data home.")] = None,
-    images: Annotated[Path | None, typer.Option(help="Stimulus image folder.")] = None,
-) -> None:
-    """Report which stimulus images of a subject's files are present.
-
-    Example: [bold]e2e-recon check-data --subject sub-01[/]
-    """
-    from e2e_recon.data.download import check_data_cli
-
-    check_data_cli(subject, home=dest, images_dir=images, console=console)
+app.command(help=DOWNLOAD_HELP)(download)
+app.command("check-data")(check_data)
+app.command("precision")(precision)
 
 
 def main() -> None:
