@@ -7,6 +7,7 @@ folder first and is moved into place at the end, so a failed import leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 import shutil
@@ -22,6 +23,7 @@ from e2e_recon.data.image_files import find_image_files
 from e2e_recon.data.labels import id_to_name, name_to_id
 from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import is_write_failure, output_error
 
 __all__ = ["Volume", "write_import"]
 
@@ -61,21 +63,40 @@ def write_import(
         raise DataError(f"--set-name {set_name!r} is the training set's name; choose another.")
     ids = _assign_ids([k for _, keys, _ in pairing.sets.values() for k in keys])
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     existing = [p for p in (out / "fmri", out / "images") if p.exists()]
     if existing and not overwrite:
         raise DataError(f"{existing[0]} already exists; choose another --out or pass --overwrite.")
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+    created = _missing_folders(out)  # removed again if the import fails
     try:
-        images = (pairing.image_of, Path(images_dir) if images_dir else None)
-        summary = _write_all(staging, pairing.sets, ids, images, subject, volume, set_name)
-        for sub in ("fmri", "images"):
-            if (out / sub).exists():
-                (out / sub).rename(staging / f"old-{sub}")
-            (staging / sub).rename(out / sub)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+        try:
+            images = (pairing.image_of, Path(images_dir) if images_dir else None)
+            summary = _write_all(staging, pairing.sets, ids, images, subject, volume, set_name)
+            for sub in ("fmri", "images"):
+                if (out / sub).exists():
+                    (out / sub).rename(staging / f"old-{sub}")
+                (staging / sub).rename(out / sub)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        for folder in created:  # deepest first; only folders this import made, if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if is_write_failure(exc):
+            raise output_error(out, exc) from None
+        raise
     return {k: (str(out / v) if isinstance(v, Path) else v) for k, v in summary.items()}
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder.absolute(), *folder.absolute().parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
 
 
 def _write_all(
