@@ -60,3 +60,22 @@ def test_reporting_only_write_failures_keeps_other_errors(tmp_path: Path) -> Non
     quota = OSError(errno.EDQUOT, "Disk quota exceeded")
     with pytest.raises(OutputError, match=str(tmp_path)), reporting_write_errors(tmp_path, False):
         raise quota
+
+
+def test_any_command_out_of_space_names_its_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from e2e_recon.cli import app
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no name
+
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    out = tmp_path / "sim"
+    result = CliRunner().invoke(app, ["simulate", "--preset", "tiny", "--out", str(out)])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert f"cannot write to {out}: No space left on device" in lines[0]
