@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gzip
 import io
+import struct
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -83,8 +84,16 @@ def test_truncated_nii_and_header_declaring_more_than_the_file(tmp_path: Path) -
 def test_compressed_mask_declaring_gigabytes_is_refused_before_reading(tmp_path: Path) -> None:
     folder, _, _ = nifti_folder(tmp_path / "nii")
     # 32767 x 32767 x 100 uint8: 107 GB declared by a file of a few hundred bytes.
-    (folder / "mask.nii.gz").write_bytes(gzip.compress(_nifti_bytes((32767, 32767, 100), np.uint8)))
+    huge = gzip.compress(_nifti_bytes((32767, 32767, 100), np.uint8))
+    (folder / "mask.nii.gz").write_bytes(huge)
     tracemalloc.start()
+    # The betas' grid is compared with the mask's from the headers, before any data is read.
+    with pytest.raises(DataError, match=r"betas.nii.gz is on another grid .* \(32767, 32767, 100"):
+        import_arrays_or_nifti(folder, tmp_path / "out")
+    # With the betas and the mask declaring the same huge grid, their sizes are checked.
+    betas = gzip.compress(_nifti_bytes((32767, 32767, 100, 6)))
+    (folder / "betas.nii.gz").write_bytes(betas)
+    (folder / "roi_V1.nii.gz").unlink()
     with pytest.raises(DataError, match=r"mask.nii.gz declares shape \(32767, 32767, 100\)"):
         import_arrays_or_nifti(folder, tmp_path / "out")
     peak = tracemalloc.get_traced_memory()[1]
@@ -147,6 +156,28 @@ def test_mat_v73_dataset_declaring_a_huge_shape_is_refused(tmp_path: Path) -> No
         h5.create_dataset("voxels", (10**6, 10**6), "f8", chunks=(100, 100), compression="gzip")
     with pytest.raises(DataError, match=r"huge.mat: /voxels declares shape"):
         load_arrays(tmp_path / "huge.mat")
+
+
+def test_mat_v5_variable_declaring_a_huge_shape_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "huge.mat"
+    scipy.io.savemat(src, {"voxels": np.zeros((2, 2))}, do_compression=False)
+    raw = bytearray(src.read_bytes())
+    raw[160:168] = struct.pack("<ii", 10**6, 10**6)  # the dimensions of the first variable
+    src.write_bytes(bytes(raw))
+    tracemalloc.start()
+    with pytest.raises(DataError, match=r"huge.mat: voxels declares shape \(1000000, 1000000\)"):
+        load_arrays(src)
+    assert tracemalloc.get_traced_memory()[1] < 50e6
+    tracemalloc.stop()
+
+
+def test_mat_v5_text_and_small_files_are_not_refused(tmp_path: Path) -> None:
+    names = np.array([f"n{i:08d}_{i}" for i in range(2000)])  # stored as 2 bytes a character
+    for compress in (False, True):
+        scipy.io.savemat(
+            tmp_path / "t.mat", {"names": names, "x": np.ones(3)}, do_compression=compress
+        )
+        assert load_arrays(tmp_path / "t.mat")["names"].shape == (2000,)
 
 
 def _little_memory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -197,6 +197,14 @@ def _same_grid(path: Path, img: Any, mask_img: Any, shape: tuple[int, ...]) -> N
         )
 
 
+def _check_grids(paths: list[Path], mask_path: Path) -> None:
+    """Every volume on the mask's grid, from the headers alone (nothing is read yet)."""
+    mask_img = _load(mask_path)
+    _check_affine(mask_path, mask_img)
+    for path in paths:
+        _same_grid(path, _load(path), mask_img, tuple(mask_img.shape[:3]))
+
+
 def _read_betas(betas: list[Path], mask: np.ndarray, mask_img: Any) -> np.ndarray:
     """(n_volumes, n_voxels) float64 of every beta volume inside the mask."""
     rows = []
@@ -291,6 +299,7 @@ def import_nifti(
     columns = read_table(table_path)
     n = len(columns["stimulus"])
     betas = _order_betas(betas, columns.get("volume"), table_path)
+    _check_grids([*betas, *roi_files.values()], mask_path)  # headers only, before any data
     mask_arr, xyz, mask_img = _mask_and_coordinates(mask_path)
     voxels = usable_voxels(_read_betas(betas, mask_arr, mask_img), "beta")
     if voxels.shape[0] != n:

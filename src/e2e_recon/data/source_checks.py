@@ -20,7 +20,9 @@ and what is wrong.
 from __future__ import annotations
 
 import math
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -48,11 +50,10 @@ __all__ = [
 #: become float64 (conversion, the training/test cut and the written copy).
 COPY_BYTES = 24
 
-# Bytes per element of MATLAB classes, as ``scipy.io.whosmat`` names them.
-_MAT_ITEMSIZE = {
-    "double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
-    "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1, "char": 4,
-}  # fmt: skip
+# MATLAB v5 data element types and the bytes per element of each numeric array class
+# (char: 4, as numpy's str); cells, structs, objects and sparse arrays are not counted.
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+_MAT_CLASS_ITEMSIZE = {4: 4, 6: 8, 7: 4, 8: 1, 9: 1, 10: 2, 11: 2, 12: 4, 13: 4, 14: 8, 15: 8}
 
 
 class Declared:
@@ -62,7 +63,8 @@ class Declared:
         self.where = where
         self.shape = tuple(int(n) for n in shape)
         self.count = math.prod(self.shape)
-        self.nbytes = self.count * int(itemsize)
+        self.itemsize = int(itemsize)
+        self.nbytes = self.count * self.itemsize
 
 
 def check_stored(declared: Declared, stored_bytes: int, compressed: bool) -> None:
@@ -79,19 +81,24 @@ def check_stored(declared: Declared, stored_bytes: int, compressed: bool) -> Non
     if declared.nbytes > stored_bytes * ratio:
         held = "stores only" if not compressed else "stores"
         raise DataError(
-            f"{declared.where} declares shape {declared.shape} ({declared.nbytes} bytes) but the "
-            f"file {held} {stored_bytes} bytes of it{' compressed' if compressed else ''}; the "
-            "file is truncated or damaged (write or copy it again)."
+            f"{declared.where} declares shape {declared.shape} ({declared.count} values) but "
+            f"the file {held} {stored_bytes} bytes of it{' compressed' if compressed else ''}; "
+            "the file is truncated or damaged (write or copy it again)."
         )
 
 
-def check_memory(arrays: Iterable[Declared], per_item: int = COPY_BYTES) -> None:
+def check_memory(arrays: Iterable[Declared], per_item: int | None = None) -> None:
     """Refuse arrays that together would need more than the share of available memory.
 
-    Each element is counted at its own size plus ``per_item`` bytes of working copies.
+    Each element is counted at its own size plus ``per_item`` bytes of working copies;
+    by default :data:`COPY_BYTES` (numbers that become float64: voxels, float images),
+    and three times its size for one-byte arrays (uint8 images and masks stay uint8).
     """
     arrays = list(arrays)
-    needed = sum(a.nbytes + a.count * per_item for a in arrays)
+    needed = 0
+    for a in arrays:
+        extra = per_item if per_item is not None else (COPY_BYTES if a.itemsize > 1 else 3)
+        needed += a.nbytes + a.count * extra
     available = available_memory_bytes()
     if available is None or needed <= MEMORY_SHARE * available:
         return
@@ -139,22 +146,72 @@ def _npy_header(member: Any, where: str) -> tuple[tuple[int, ...], np.dtype, int
 
 
 def check_mat_v5(path: Path) -> None:
-    """Check the arrays a MATLAB v5/v7 file declares (``scipy.io.whosmat``) before reading."""
-    import scipy.io
+    """Check the arrays a MATLAB v5/v7 file declares before ``scipy.io.loadmat`` reads them.
 
-    try:
-        listing = scipy.io.whosmat(path)
-    except Exception as err:  # scipy raises many types for a damaged file
-        raise DataError(f"Cannot read {path} ({type(err).__name__}: {err}).") from err
-    declared = [
-        Declared(f"{path}: {name}", shape, _MAT_ITEMSIZE[cls])
-        for name, shape, cls in listing
-        if cls in _MAT_ITEMSIZE
-    ]
+    Only each variable's header is read (the first bytes of a compressed one), so the check
+    costs nothing however much the file declares. A variable whose header this reader does
+    not follow (an unusual writer) is left to scipy unchecked.
+    """
     size = path.stat().st_size
-    total = Declared(f"{path}", (sum(a.nbytes for a in declared),), 1)
-    check_stored(total, size, compressed=True)  # v7 deflates each variable
+    declared = []
+    for name, shape, itemsize, stored, compressed in _mat_v5_headers(path, size):
+        where = f"{path}: {name}"
+        # MATLAB may store values in a smaller type (doubles as uint8, text as UTF-8): at
+        # least one byte per element, before compression.
+        check_stored(Declared(where, shape, 1), stored, compressed)
+        declared.append(Declared(where, shape, itemsize))
     check_memory(declared)
+
+
+def _mat_v5_headers(path: Path, size: int) -> list[tuple[str, tuple[int, ...], int, int, bool]]:
+    """(name, shape, bytes per element, stored bytes, compressed) of each numeric variable."""
+    out = []
+    with open(path, "rb") as handle:
+        head = handle.read(128)
+        endian = "<" if head[126:128] == b"IM" else ">"
+        pos = 128
+        while pos + 8 <= size:
+            handle.seek(pos)
+            kind, nbytes = struct.unpack(endian + "II", handle.read(8))
+            if kind == _MI_COMPRESSED:
+                inflater = zlib.decompressobj()
+                try:
+                    matrix = inflater.decompress(handle.read(min(nbytes, 4096)), 512)
+                except zlib.error:
+                    matrix = b""
+            else:
+                matrix = struct.pack(endian + "II", kind, nbytes) + handle.read(min(nbytes, 512))
+            stored = min(nbytes, size - pos - 8)
+            parsed = _matrix_header(matrix, endian)
+            if parsed is not None:
+                out.append((*parsed, stored, kind == _MI_COMPRESSED))
+            pos += 8 + nbytes + (0 if kind == _MI_COMPRESSED else -nbytes % 8)
+    return out
+
+
+def _matrix_header(buf: bytes, endian: str) -> tuple[str, tuple[int, ...], int] | None:
+    """(name, shape, itemsize) of a miMATRIX element's header, None if not a plain array."""
+    try:
+        kind, _, _, _, flags, _ = struct.unpack(endian + "IIIIII", buf[:24])
+        itemsize = _MAT_CLASS_ITEMSIZE.get(flags & 0xFF)
+        if kind != _MI_MATRIX or itemsize is None:
+            return None
+        if flags & 0x800:  # complex: a real and an imaginary part
+            itemsize *= 2
+        _, dims_bytes = struct.unpack(endian + "II", buf[24:32])
+        shape = struct.unpack(endian + "i" * (dims_bytes // 4), buf[32 : 32 + dims_bytes])
+        at = 32 + dims_bytes + (-dims_bytes % 8)
+        name_tag = struct.unpack(endian + "I", buf[at : at + 4])[0]
+        if name_tag >> 16:  # a small element: the name in the tag's last 4 bytes
+            name = buf[at + 4 : at + 4 + (name_tag >> 16)]
+        else:
+            length = struct.unpack(endian + "I", buf[at + 4 : at + 8])[0]
+            name = buf[at + 8 : at + 8 + length]
+    except struct.error:
+        return None
+    if any(n < 0 for n in shape):
+        return None
+    return name.decode("latin-1"), tuple(shape), itemsize
 
 
 def check_h5_dataset(node: Any, path: Path) -> Declared:
