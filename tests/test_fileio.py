@@ -79,3 +79,15 @@ def test_any_command_out_of_space_names_its_output_folder(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert f"cannot write to {out}: No space left on device" in lines[0]
+
+
+def test_staged_folder_keeps_a_link_to_a_folder_elsewhere(tmp_path: Path) -> None:
+    real = tmp_path / "big-disk" / "recon"
+    real.mkdir(parents=True)
+    link = tmp_path / "recon"
+    link.symlink_to(real, target_is_directory=True)
+    with staged_folder(link) as stage:
+        atomic_write_text(stage / "a.txt", "new")
+    assert link.is_symlink() and (real / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big-disk", "recon"]
+    assert [p.name for p in real.parent.iterdir()] == ["recon"]

@@ -158,7 +158,8 @@ def staged_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
     ``target`` is left as it was: a failed command never leaves a half-written folder.
     A write failure (disk full, ...) is raised as one :class:`OutputError` naming ``target``.
     """
-    target = Path(target)
+    shown = Path(target)
+    target = shown.resolve()  # a link to a folder: stage beside the folder it names
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
@@ -179,7 +180,7 @@ def staged_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         if not is_write_failure(exc):
             raise
-        raise output_error(target, exc) from None
+        raise output_error(shown, exc) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

@@ -74,8 +74,8 @@ def _check_affine(path: Path, img: Any) -> None:
         )
 
 
-def _read_data(path: Path, img: Any, dtype: Any, per_item: int = COPY_BYTES) -> np.ndarray:
-    """The volume data of ``img`` as ``dtype``, after checking the size its header declares.
+def _read_data(path: Path, img: Any, dtype: Any = None, per_item: int = COPY_BYTES) -> np.ndarray:
+    """The volume data of ``img`` (scaled, as ``dtype`` if given), after checking its size.
 
     The declared size must fit in the file (``.nii``) or in what its compressed bytes can
     expand to (``.nii.gz``), and in the available memory (``per_item`` working bytes per
@@ -88,9 +88,9 @@ def _read_data(path: Path, img: Any, dtype: Any, per_item: int = COPY_BYTES) -> 
     compressed = path.name.lower().endswith(".gz")
     stored = size if compressed else size - int(getattr(proxy, "offset", 0))
     check_stored(declared, stored, compressed)
-    check_memory([declared], per_item + np.dtype(dtype).itemsize)
+    check_memory([declared], per_item + (8 if dtype is None else np.dtype(dtype).itemsize))
     try:
-        return np.asarray(proxy, dtype=dtype)
+        return np.asarray(proxy) if dtype is None else np.asarray(proxy, dtype=dtype)
     except (EOFError, OSError, ValueError, zlib.error, MemoryError) as err:
         raise DataError(
             f"{path}: cannot read its volume data ({type(err).__name__}: "
@@ -180,7 +180,7 @@ def _mask_and_coordinates(mask_path: Path) -> tuple[np.ndarray, np.ndarray, Any]
     img = _load(mask_path)
     _check_affine(mask_path, img)
     # Per voxel: the data, a bool, and three float64 coordinates if it is in the mask.
-    mask = _read_data(mask_path, img, img.get_data_dtype(), per_item=25).squeeze() != 0
+    mask = _read_data(mask_path, img, per_item=25).squeeze() != 0
     if mask.ndim != 3 or not mask.any():
         raise DataError(f"{mask_path}: a mask must be a 3-D volume with non-zero voxels.")
     ijk = np.stack(np.nonzero(mask), axis=1).astype(np.float64)  # C order, as the voxels
@@ -222,7 +222,7 @@ def _rois(rois: dict[str, Path], mask: np.ndarray, mask_img: Any) -> dict[str, n
     for name, path in rois.items():
         img = _load(path)
         _same_grid(path, img, mask_img, mask.shape)
-        out[f"ROI_{name}"] = _read_data(path, img, img.get_data_dtype(), 1).squeeze()[mask] != 0
+        out[f"ROI_{name}"] = _read_data(path, img, per_item=1).squeeze()[mask] != 0
     return out or {"ROI_VC": np.ones(int(mask.sum()), dtype=bool)}
 
 
