@@ -120,7 +120,10 @@ def check_npz(path: Path) -> None:
                     continue
                 where = f"{path}: {info.filename[:-4]}"
                 with archive.open(info) as member:
-                    shape, dtype, header_bytes = _npy_header(member, where)
+                    header = _npy_header(member)
+                if header is None:  # a format version this check does not read: numpy's
+                    continue
+                shape, dtype, header_bytes = header
                 array = Declared(where, shape, dtype.itemsize)
                 stored = max(0, info.file_size - header_bytes)
                 check_stored(array, stored, compressed=False)
@@ -132,8 +135,12 @@ def check_npz(path: Path) -> None:
     check_memory(declared)
 
 
-def _npy_header(member: Any, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, header length) of one ``.npy`` member, its data not read."""
+def _npy_header(member: Any) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """(shape, dtype, header length) of one ``.npy`` member, its data not read.
+
+    None for a format version other than 1.0 and 2.0 (3.0 differs only in allowing
+    UTF-8 field names); numpy then reads the member unchecked.
+    """
     fmt = np.lib.format
     version = fmt.read_magic(member)
     if version == (1, 0):
@@ -141,7 +148,7 @@ def _npy_header(member: Any, where: str) -> tuple[tuple[int, ...], np.dtype, int
     elif version == (2, 0):
         shape, _, dtype = fmt.read_array_header_2_0(member)
     else:
-        raise DataError(f"{where}: .npy format version {version} is not supported.")
+        return None
     return tuple(shape), np.dtype(dtype), int(member.tell())
 
 
