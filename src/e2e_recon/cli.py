@@ -381,6 +381,7 @@ def evaluate(
     )
     from e2e_recon.evaluate.paired import comparisons_table
     from e2e_recon.evaluate.suites import SuiteOptions, parse_n_way, parse_suites, suite_tables
+    from e2e_recon.fileio import reporting_write_errors
 
     suites = parse_suites(suite or [])
     options = SuiteOptions(
@@ -393,20 +394,21 @@ def evaluate(
     nets: list[str | FeatureNet] = [] if "none" in names else list(names)
     if alexnet is not None:
         nets.append(alexnet_feature_net(alexnet))
-    result = evaluate_recon(
-        recon,
-        images,
-        resolution_px=resolution_px or None,
-        feature_nets=nets,
-        n_boot=bootstrap,
-        seed=seed,
-        ci=ci,
-        device=device,
-        stimulus_resize_px=image_size_px,
-        stimulus_crop_px=crop_px,
-        suites=suites,
-        suite_options=options,
-    )
+    with reporting_write_errors(recon, any_oserror=False):  # a full disk: one line
+        result = evaluate_recon(
+            recon,
+            images,
+            resolution_px=resolution_px or None,
+            feature_nets=nets,
+            n_boot=bootstrap,
+            seed=seed,
+            ci=ci,
+            device=device,
+            stimulus_resize_px=image_size_px,
+            stimulus_crop_px=crop_px,
+            suites=suites,
+            suite_options=options,
+        )
     for notice in result["notices"]:
         err_console.print(f"note: {notice}", highlight=False, soft_wrap=True)
     if "default" in suites:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from e2e_recon.errors import E2EReconError
-from e2e_recon.fileio import WRITE_ERRNOS, output_error
+from e2e_recon.fileio import is_write_failure, output_error
 
 __all__ = ["ConfigOpt", "DeviceOpt", "SetOpt", "console", "err_console", "state", "user_errors"]
 
@@ -40,9 +40,11 @@ def user_errors(func: F) -> F:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         except OSError as exc:  # a write the library did not wrap: still one line
-            if state["debug"] or exc.errno not in WRITE_ERRNOS or not exc.filename:
+            if state["debug"] or not is_write_failure(exc):
                 raise
-            message = output_error(Path(str(exc.filename)).parent, exc)
+            # write() names no file: then the command's output folder is named.
+            where = Path(str(exc.filename)).parent if exc.filename else _output_folder(kwargs)
+            message = output_error(where, exc)
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt as exc:  # a StoppedBySignal after SIGTERM carries 143
@@ -50,6 +52,19 @@ def user_errors(func: F) -> F:
             raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Options that name a command's output, in the order they are looked for.
+OUTPUT_OPTIONS = ("out", "run_dir", "recon", "runs_dir", "dest")
+
+
+def _output_folder(kwargs: dict[str, Any]) -> Path:
+    """The folder a command writes to, from its options; else the working folder."""
+    for name in OUTPUT_OPTIONS:
+        value = kwargs.get(name)
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value)
+    return Path.cwd()
 
 
 ConfigOpt = Annotated[

@@ -80,9 +80,20 @@ def free_space_text(path: str | os.PathLike[str]) -> str:
 
 
 def output_error(folder: str | os.PathLike[str], exc: BaseException) -> OutputError:
-    """One line for a failed write: the folder, the error and the free space there."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    """One line for a failed write: the folder, the error and the free space there.
+
+    The reason is the system's text for the error number when there is one (h5py's
+    message spans several lines of library detail); a write failure reported without
+    one (PyTorch raises ``RuntimeError("... unexpected pos ...")`` for a full disk) is
+    said in plain words rather than quoting the library's internals.
+    """
+    errno_value = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and errno_value:
+        reason = os.strerror(errno_value)
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror.strip().splitlines()[0]
+    else:
+        reason = "the write failed (is the disk full?)"
     name = getattr(exc, "filename", None)
     where = f" ({Path(name).name})" if name else ""
     return OutputError(
@@ -114,13 +125,73 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder") 
         )
 
 
+def is_write_failure(exc: BaseException) -> bool:
+    """True for an ``OSError`` of a write the user can fix (disk full, read-only, ...)."""
+    return isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS
+
+
 @contextlib.contextmanager
-def reporting_write_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
-    """Turn an ``OSError`` raised while writing into ``folder`` into one :class:`OutputError`."""
+def reporting_write_errors(
+    folder: str | os.PathLike[str], any_oserror: bool = True
+) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing into ``folder`` into one :class:`OutputError`.
+
+    With ``any_oserror=False`` only write failures (:func:`is_write_failure`) are turned
+    into an :class:`OutputError`: a missing input file read inside the block keeps its
+    own error. The folder named is the failing file's when the error names one.
+    """
     try:
         yield
     except OSError as exc:
-        raise output_error(folder, exc) from None
+        if not any_oserror and not is_write_failure(exc):
+            raise
+        where = Path(str(exc.filename)).parent if exc.filename else folder
+        raise output_error(where, exc) from None
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden sibling of ``target`` to write into; it replaces ``target`` on success.
+
+    The sibling starts as a copy of ``target`` (hard links where possible: files are only
+    ever replaced through :func:`atomic_path`, never changed in place), so a command can add
+    to a folder that holds earlier results. On an exception the sibling is removed and
+    ``target`` is left as it was: a failed command never leaves a half-written folder.
+    A write failure (disk full, ...) is raised as one :class:`OutputError` naming ``target``.
+    """
+    shown = Path(target)
+    target = shown.resolve()  # a link to a folder: stage beside the folder it names
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    try:
+        if target.is_dir():
+            shutil.copytree(target, stage, symlinks=True, copy_function=_link_or_copy)
+        else:
+            stage.mkdir()
+        yield stage
+        if target.is_dir():
+            target.rename(old)
+        try:
+            stage.rename(target)
+        except OSError:
+            if old.is_dir():
+                old.rename(target)
+            raise
+    except OSError as exc:
+        if not is_write_failure(exc):
+            raise
+        raise output_error(shown, exc) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 # --------------------------------------------------------------------------------------------

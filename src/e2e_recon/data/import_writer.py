@@ -7,6 +7,7 @@ folder first and is moved into place at the end, so a failed import leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -23,7 +24,7 @@ from e2e_recon.data.image_files import find_image_files
 from e2e_recon.data.labels import id_to_name, name_to_id
 from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError
-from e2e_recon.fileio import atomic_write_json, safe_name
+from e2e_recon.fileio import atomic_write_json, is_write_failure, output_error, safe_name
 
 __all__ = ["Volume", "write_import"]
 
@@ -65,20 +66,29 @@ def write_import(
         raise DataError(f"--set-name {set_name!r} is the training set's name; choose another.")
     ids = _assign_ids([k for _, keys, _ in pairing.sets.values() for k in keys])
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     _check_replaceable(out, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+    created = _missing_folders(out)  # removed again if the import fails
     try:
-        images = (pairing.image_of, Path(images_dir) if images_dir else None)
-        summary = _write_all(staging, pairing.sets, ids, images, subject, volume, set_name)
-        for sub in ("fmri", "images"):
-            if (out / sub).exists():
-                (out / sub).rename(staging / f"old-{sub}")
-            (staging / sub).rename(out / sub)
-        # Marks fmri/ and images/ as this import's own: only then may --overwrite replace them.
-        atomic_write_json(out / IMPORT_MARKER, {"format": "e2e-recon-import", "version": 1})
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+        try:
+            images = (pairing.image_of, Path(images_dir) if images_dir else None)
+            summary = _write_all(staging, pairing.sets, ids, images, subject, volume, set_name)
+            for sub in ("fmri", "images"):
+                if (out / sub).exists():
+                    (out / sub).rename(staging / f"old-{sub}")
+                (staging / sub).rename(out / sub)
+            # Marks fmri/ and images/ as this import's own: only then may --overwrite replace them.
+            atomic_write_json(out / IMPORT_MARKER, {"format": "e2e-recon-import", "version": 1})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        for folder in created:  # deepest first; only folders this import made, if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if is_write_failure(exc):
+            raise output_error(out, exc) from None
+        raise
     return {k: (str(out / v) if isinstance(v, Path) else v) for k, v in summary.items()}
 
 
@@ -104,6 +114,16 @@ def _check_replaceable(out: Path, overwrite: bool) -> None:
         )
     if not overwrite:
         raise DataError(f"{existing[0]} already exists; choose another --out or pass --overwrite.")
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder.absolute(), *folder.absolute().parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
 
 
 def _write_all(

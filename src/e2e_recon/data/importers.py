@@ -67,6 +67,12 @@ from e2e_recon.data.layouts import (
     parse_images_shape,
 )
 from e2e_recon.data.pairing import Pairing, pair_images
+from e2e_recon.data.source_checks import (
+    check_h5_dataset,
+    check_mat_v5,
+    check_memory,
+    check_npz,
+)
 from e2e_recon.errors import DataError
 
 __all__ = ["images_to_uint8", "import_arrays", "load_arrays"]
@@ -98,6 +104,7 @@ def load_arrays(source: str | Path) -> dict[str, np.ndarray]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":
+            check_npz(path)  # declared sizes against the archive and memory, before reading
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
         if suffix == ".mat":
@@ -120,6 +127,7 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
 
     if h5py.is_hdf5(path):  # MATLAB v7.3
         return _load_hdf5(path, matlab=True)
+    check_mat_v5(path)
     raw = scipy.io.loadmat(path, squeeze_me=False, chars_as_strings=True)
     return {k: _mat_array(v) for k, v in raw.items() if not k.startswith("__")}
 
@@ -127,22 +135,29 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
 def _load_hdf5(path: Path, matlab: bool) -> dict[str, np.ndarray]:
     import h5py
 
-    out: dict[str, np.ndarray] = {}
+    nodes: dict[str, Any] = {}
 
     def visit(name: str, node: Any) -> None:
         if isinstance(node, h5py.Dataset) and not name.split("/")[0].startswith("#"):
-            out[name] = _h5_matlab_array(node.file, node) if matlab else np.asarray(node[()])
+            nodes[name] = node
 
     with h5py.File(path, "r") as h5:
         h5.visititems(visit)
-    return out
+        # Every declared size against the file and memory before anything is read.
+        check_memory([check_h5_dataset(node, path) for node in nodes.values()])
+        return {
+            name: _h5_matlab_array(h5, node, path) if matlab else np.asarray(node[()])
+            for name, node in nodes.items()
+        }
 
 
-def _h5_matlab_array(h5: Any, node: Any) -> np.ndarray:
+def _h5_matlab_array(h5: Any, node: Any, path: Path) -> np.ndarray:
     import h5py
 
     if h5py.check_dtype(ref=node.dtype) is not None:  # a cell array: strings or numbers
-        items = [h5[ref][()] for ref in np.asarray(node[()]).T.ravel()]
+        cells = [h5[ref] for ref in np.asarray(node[()]).T.ravel()]
+        check_memory([check_h5_dataset(cell, path) for cell in cells])
+        items = [cell[()] for cell in cells]
         return np.array([_char_codes_to_str(x) for x in items])
     data = np.asarray(node[()]).T  # MATLAB stores column-major
     if node.attrs.get("MATLAB_class", b"") in (b"char", "char"):
@@ -210,6 +225,8 @@ def images_to_uint8(
     """Image array as (n, H, W, 3) uint8, from (n,H,W), (n,H,W,3), (n,3,H,W), (H,W,3,n)
     or flat rows (n, H*W[*3]), reshaped to ``shape`` (default their square) in ``order``."""
     x = np.asarray(images)
+    if x.size == 0:
+        raise DataError(f"The images array has shape {x.shape}: it holds no images.")
     if x.ndim == 2:
         x = flat_to_images(x, shape, order)
     if x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[2] in (1, 3):
@@ -222,8 +239,16 @@ def images_to_uint8(
         raise DataError(
             f"Images array has shape {images.shape}; expected (n, H, W[, 3]) or flat rows."
         )
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"The images array holds {x.dtype} values; images must be numbers.")
     if x.dtype != np.uint8:
         x = x.astype(np.float64)
+        if not np.isfinite(x).all():
+            bad = int(np.argwhere(~np.isfinite(x))[0][0])
+            raise DataError(
+                f"The images array holds NaN or inf (first in image {bad}, 0-based); images "
+                "must be finite (uint8 0-255, or float 0-1)."
+            )
         x = np.clip(np.round(x * 255.0 if x.max() <= 1.0 else x), 0, 255).astype(np.uint8)
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 

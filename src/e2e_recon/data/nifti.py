@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ import numpy as np
 
 from e2e_recon.data.import_preview import preview_summary
 from e2e_recon.data.import_writer import Volume, write_import
-from e2e_recon.data.pairing import Pairing
+from e2e_recon.data.pairing import Pairing, usable_voxels
+from e2e_recon.data.source_checks import COPY_BYTES, Declared, check_memory, check_stored
 from e2e_recon.errors import DataError
 
 __all__ = ["import_nifti", "is_nifti_source", "read_table"]
@@ -62,6 +64,39 @@ def _load(path: Path) -> Any:
     except Exception as err:  # nibabel raises several types for a damaged file
         raise DataError(
             f"Cannot read the NIfTI file {path} ({type(err).__name__}: {err})."
+        ) from err
+
+
+def _check_affine(path: Path, img: Any) -> None:
+    if not np.isfinite(np.asarray(img.affine, dtype=np.float64)).all():
+        raise DataError(
+            f"{path}: the affine (voxel to world transform) in its header is not finite "
+            "(NaN or inf); fix the header's sform/qform (e.g. copy the mask's)."
+        )
+
+
+def _read_data(path: Path, img: Any, dtype: Any = None, per_item: int = COPY_BYTES) -> np.ndarray:
+    """The volume data of ``img`` (scaled, as ``dtype`` if given), after checking its size.
+
+    The declared size must fit in the file (``.nii``) or in what its compressed bytes can
+    expand to (``.nii.gz``), and in the available memory (``per_item`` working bytes per
+    voxel on top of the data); a truncated or damaged file is one DataError, not
+    gzip's EOFError (which the command line would print as a bare "Aborted.").
+    """
+    proxy = img.dataobj
+    declared = Declared(str(path), tuple(img.shape), np.dtype(img.get_data_dtype()).itemsize)
+    size = path.stat().st_size
+    compressed = path.name.lower().endswith(".gz")
+    stored = size if compressed else size - int(getattr(proxy, "offset", 0))
+    check_stored(declared, stored, compressed)
+    check_memory([declared], per_item + (8 if dtype is None else np.dtype(dtype).itemsize))
+    try:
+        return np.asarray(proxy) if dtype is None else np.asarray(proxy, dtype=dtype)
+    except (EOFError, OSError, ValueError, zlib.error, MemoryError) as err:
+        raise DataError(
+            f"{path}: cannot read its volume data ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); the file is truncated "
+            "or damaged (write or copy it again)."
         ) from err
 
 
@@ -107,7 +142,15 @@ def read_table(path: Path) -> dict[str, list[str]]:
     """Columns of a TSV/CSV table by canonical name (stimulus, split, run, session, volume)."""
     if not path.is_file():
         raise DataError(f"Table not found: {path}.")
-    text = path.read_text(encoding="utf-8-sig")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: line {line} is not UTF-8 text (byte {raw[err.start]:#04x}); save the "
+            "table as UTF-8 (in a spreadsheet: 'CSV UTF-8' or 'Unicode text')."
+        ) from None
     dialect = (
         "excel-tab" if path.suffix.lower() == ".tsv" or "\t" in text.split("\n")[0] else "excel"
     )
@@ -136,7 +179,9 @@ def read_table(path: Path) -> dict[str, list[str]]:
 def _mask_and_coordinates(mask_path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
     """Boolean mask, (n_voxels, 3) world coordinates of its voxels, and the image."""
     img = _load(mask_path)
-    mask = np.asarray(img.dataobj).squeeze() != 0
+    _check_affine(mask_path, img)
+    # Per voxel: the data, a bool, and three float64 coordinates if it is in the mask.
+    mask = _read_data(mask_path, img, per_item=25).squeeze() != 0
     if mask.ndim != 3 or not mask.any():
         raise DataError(f"{mask_path}: a mask must be a 3-D volume with non-zero voxels.")
     ijk = np.stack(np.nonzero(mask), axis=1).astype(np.float64)  # C order, as the voxels
@@ -145,11 +190,20 @@ def _mask_and_coordinates(mask_path: Path) -> tuple[np.ndarray, np.ndarray, Any]
 
 
 def _same_grid(path: Path, img: Any, mask_img: Any, shape: tuple[int, ...]) -> None:
+    _check_affine(path, img)
     if tuple(img.shape[:3]) != shape or not np.allclose(img.affine, mask_img.affine, atol=1e-3):
         raise DataError(
             f"{path} is on another grid than the mask (shape {tuple(img.shape[:3])} vs {shape}, "
             "or another affine); resample it to the mask's space first."
         )
+
+
+def _check_grids(paths: list[Path], mask_path: Path) -> None:
+    """Every volume on the mask's grid, from the headers alone (nothing is read yet)."""
+    mask_img = _load(mask_path)
+    _check_affine(mask_path, mask_img)
+    for path in paths:
+        _same_grid(path, _load(path), mask_img, tuple(mask_img.shape[:3]))
 
 
 def _read_betas(betas: list[Path], mask: np.ndarray, mask_img: Any) -> np.ndarray:
@@ -158,7 +212,7 @@ def _read_betas(betas: list[Path], mask: np.ndarray, mask_img: Any) -> np.ndarra
     for path in betas:
         img = _load(path)
         _same_grid(path, img, mask_img, mask.shape)
-        data = np.asarray(img.dataobj, dtype=np.float64)
+        data = _read_data(path, img, np.float64)
         data = data[..., None] if data.ndim == 3 else data.reshape(*data.shape[:3], -1)
         rows.append(data[mask].T)  # (volumes, voxels)
     return np.concatenate(rows, axis=0)
@@ -169,7 +223,7 @@ def _rois(rois: dict[str, Path], mask: np.ndarray, mask_img: Any) -> dict[str, n
     for name, path in rois.items():
         img = _load(path)
         _same_grid(path, img, mask_img, mask.shape)
-        out[f"ROI_{name}"] = np.asarray(img.dataobj).squeeze()[mask] != 0
+        out[f"ROI_{name}"] = _read_data(path, img, per_item=1).squeeze()[mask] != 0
     return out or {"ROI_VC": np.ones(int(mask.sum()), dtype=bool)}
 
 
@@ -246,8 +300,9 @@ def import_nifti(
     columns = read_table(table_path)
     n = len(columns["stimulus"])
     betas = _order_betas(betas, columns.get("volume"), table_path)
+    _check_grids([*betas, *roi_files.values()], mask_path)  # headers only, before any data
     mask_arr, xyz, mask_img = _mask_and_coordinates(mask_path)
-    voxels = _read_betas(betas, mask_arr, mask_img)
+    voxels = usable_voxels(_read_betas(betas, mask_arr, mask_img), "beta")
     if voxels.shape[0] != n:
         raise DataError(
             f"{len(betas)} beta file(s) hold {voxels.shape[0]} volumes but {table_path} has "
@@ -255,7 +310,11 @@ def import_nifti(
         )
     keys = [Path(s).stem for s in columns["stimulus"]]
     if any(not k for k in keys):
-        raise DataError(f"{table_path}: every row needs a stimulus file name.")
+        row = keys.index("") + 2  # 1-based, after the header line
+        raise DataError(
+            f"{table_path}: line {row} has an empty stimulus; every row needs the stimulus "
+            "file name of its volume."
+        )
     test = _test_mask(columns.get("split"), table_path)
     test = np.zeros(n, dtype=bool) if test is None else test
     runs = _numbers(columns.get("run"), n, "run", table_path)

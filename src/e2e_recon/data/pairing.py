@@ -20,7 +20,7 @@ from e2e_recon.data.labels import id_to_name
 from e2e_recon.data.layouts import Layout
 from e2e_recon.errors import DataError
 
-__all__ = ["Pairing", "pair_images"]
+__all__ = ["Pairing", "pair_images", "usable_voxels"]
 
 # "Far fewer": a label array with fewer distinct values than 1 in CLASS_RATIO of the
 # images is a class label (2 digits for 100 images), not an image identity.
@@ -42,11 +42,49 @@ class Pairing:
     notes: list[str]
 
 
+def usable_voxels(voxels: np.ndarray, what: str) -> np.ndarray:
+    """``voxels`` as float64 (samples x voxels), refusing data nothing can be learnt from.
+
+    Refused: values that are not real numbers (text, complex: the imaginary part would be
+    dropped silently), no voxel columns, and a set in which no value is finite.
+    Some NaN or inf values are kept (the summary counts them; training refuses them).
+    """
+    x = np.asarray(voxels)
+    if x.dtype.kind == "c":
+        raise DataError(
+            f"The {what} voxels are complex numbers ({x.dtype}); store the real values (or "
+            "their magnitude) in the source: the imaginary part would be dropped."
+        )
+    if x.dtype.kind not in "fiub":
+        raise DataError(
+            f"The {what} voxels hold {x.dtype} values, not numbers; voxels must be a numeric "
+            "samples x voxels array."
+        )
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise DataError(
+            f"The {what} voxels have shape {x.shape}: no voxel columns; voxels must be "
+            "samples x voxels with at least one voxel."
+        )
+    x = x.astype(np.float64)
+    if x.size and not np.isfinite(x).any():
+        raise DataError(
+            f"Every {what} voxel value is NaN or inf ({x.shape[0]} samples x {x.shape[1]} "
+            "voxels); there is no signal to learn from. Check how the array was exported."
+        )
+    return x
+
+
 def label_keys(labels: np.ndarray, label_base: int) -> list[str]:
     """One string per sample identifying its image: an index, a lab name, or a file stem."""
     flat = np.asarray(labels).ravel()
     if flat.dtype.kind in "US":
-        return [str(x.decode() if isinstance(x, bytes) else x).strip() for x in flat]
+        keys = [str(x.decode() if isinstance(x, bytes) else x).strip() for x in flat]
+        if "" in keys:
+            raise DataError(
+                f"The label of sample {keys.index('')} (0-based row of the labels) is empty; "
+                "every sample needs the label of its image."
+            )
+        return keys
     values = flat.astype(np.float64)
     if not np.isfinite(values).all():
         raise DataError("The labels hold NaN or inf; every sample needs the label of its image.")
@@ -101,11 +139,15 @@ def pair_images(
     notes: list[str] = []
     per_sample = False
     shared_keys: set[str] = set()
+    if all(np.asarray(a.voxels).shape[0] == 0 for a in layout.sets.values()):
+        shapes = ", ".join(f"{k} {np.shape(a.voxels)}" for k, a in layout.sets.items())
+        raise DataError(f"The source holds no samples (voxels: {shapes}); nothing to import.")
     for set_name, arrays in layout.sets.items():
         voxels = np.asarray(arrays.voxels)
         n = voxels.shape[0]
         if n == 0:
             continue
+        voxels = usable_voxels(voxels, set_name)
         runs = np.ones(n) if arrays.runs is None else np.asarray(arrays.runs, float).ravel()
         own = to_images(arrays.images) if arrays.images is not None else None
         labels = arrays.labels
@@ -145,7 +187,7 @@ def pair_images(
             elif shared is not None:
                 keys = _indexed(keys, shared, "", image_of)
                 shared_keys.update(keys)
-        sets[set_name] = (voxels.astype(np.float64), keys, runs)
+        sets[set_name] = (voxels, keys, runs)
     if "training" not in sets:
         raise DataError("Every sample is marked as test: there is nothing to train on.")
     if shared is not None and shared_keys:

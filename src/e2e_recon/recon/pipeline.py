@@ -26,6 +26,7 @@ from e2e_recon.data.geometry import ImageGeometry, write_geometry
 from e2e_recon.data.images import grey_uint8
 from e2e_recon.device import resolve_device
 from e2e_recon.errors import DataError
+from e2e_recon.fileio import staged_folder
 from e2e_recon.recon.baselines import RidgeDecoder
 from e2e_recon.recon.reconstruct import (
     ReconModel,
@@ -121,16 +122,17 @@ def reconstruct_run(
     test_sets = _test_sets(data.test_fmri, data.roi, norm, data.images_dir or None, data)
     check_geometry(out_dir, geometry, {m.method for m in models} | ({"ridge"} if ridge else set()))
     dev = resolve_device(device or cfg.train.device)
-    index = reconstruct(
-        models, test_sets, out_dir, dev, cfg.recon.scale, cfg.recon.clip_percent,
-        cfg.recon.batch_size,
-    )  # fmt: skip
-    write_geometry(out_dir, geometry)
-    if ridge and training is not None:
-        log.info("fitting the ridge baseline on %d samples", len(training.voxels))
-        decoder = fit_ridge(training, geometry, norm)
-        index = write_index(out_dir, ridge_reconstruct(decoder, test_sets, out_dir))
-    log.info("reconstructions indexed in %s", index)
+    with staged_folder(out_dir) as stage:  # recon/ is replaced whole, or left as it was
+        reconstruct(
+            models, test_sets, stage, dev, cfg.recon.scale, cfg.recon.clip_percent,
+            cfg.recon.batch_size,
+        )  # fmt: skip
+        write_geometry(stage, geometry)
+        if ridge and training is not None:
+            log.info("fitting the ridge baseline on %d samples", len(training.voxels))
+            decoder = fit_ridge(training, geometry, norm)
+            write_index(stage, ridge_reconstruct(decoder, test_sets, stage))
+    log.info("reconstructions indexed in %s", out_dir / "index.csv")
     return out_dir
 
 
@@ -161,14 +163,17 @@ def reconstruct_cli(
     geometry = models[0].geometry
     test_sets = [load_test_set(p, None, roi, norm) for p in test_files]
     check_geometry(out, geometry, {m.method for m in models} | ({"ridge"} if ridge else set()))
-    index = reconstruct(models, test_sets, out, resolve_device(device))
-    write_geometry(out, geometry)
+    training = None
     if ridge and train_file is not None and images_dir is not None:
         # The generator's geometry and statistics; all images of the training file.
         training = load_training_set(train_file, images_dir, roi, geometry.image_size_px)
-        decoder = fit_ridge(training, geometry, norm)
-        index = write_index(out, ridge_reconstruct(decoder, test_sets, out))
-    return index
+    with staged_folder(out) as stage:  # out/ is replaced whole, or left as it was
+        index = reconstruct(models, test_sets, stage, resolve_device(device))
+        write_geometry(stage, geometry)
+        if training is not None:
+            decoder = fit_ridge(training, geometry, norm)
+            index = write_index(stage, ridge_reconstruct(decoder, test_sets, stage))
+    return out / index.relative_to(stage)
 
 
 def _resolve_inputs(
