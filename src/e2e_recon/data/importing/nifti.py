@@ -8,11 +8,12 @@ A folder such as::
     volumes.tsv           one row per volume: stimulus, split (train/test), run, session
     stimuli/              the stimulus images named in the table
 
-becomes the same BData files and image folders as :func:`e2e_recon.data.importers.import_arrays`
-writes. Voxel coordinates are taken from the affine (world millimetres of each voxel
-centre) and stored as ``voxel_x``/``voxel_y``/``voxel_z`` metadata on the voxel columns,
-with ROI keys holding 1/0 per voxel, as in the lab's files; without ROI files every
-voxel of the mask is ``ROI_VC``.
+becomes the same BData files and image folders as
+:func:`e2e_recon.data.importing.importers.import_arrays` writes. Voxel coordinates are
+taken from the affine (world millimetres of each voxel centre) and stored as
+``voxel_x``/``voxel_y``/``voxel_z`` metadata on the voxel columns, with ROI keys holding
+1/0 per voxel, as in the lab's files; without ROI files every voxel of the mask is
+``ROI_VC``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from e2e_recon.data.import_preview import preview_summary
-from e2e_recon.data.import_writer import Volume, write_import
-from e2e_recon.data.pairing import Pairing, usable_voxels
-from e2e_recon.data.source_checks import COPY_BYTES, Declared, check_memory, check_stored
+from e2e_recon.data.importing.import_preview import preview_summary
+from e2e_recon.data.importing.import_writer import Volume, write_import
+from e2e_recon.data.importing.pairing import Pairing, usable_voxels
+from e2e_recon.data.importing.source_checks import COPY_BYTES, Declared, check_memory, check_stored
 from e2e_recon.errors import DataError
 
 __all__ = ["import_nifti", "is_nifti_source", "read_table"]
@@ -289,7 +290,7 @@ def import_nifti(
     Returns
     -------
     dict
-        Paths written and counts, as :func:`e2e_recon.data.importers.import_arrays`.
+        Paths written and counts, as :func:`e2e_recon.data.importing.importers.import_arrays`.
     """
     src = Path(source)
     if not src.exists():

@@ -27,10 +27,10 @@ runs (optional)      runs, run                              (n_samples,) run num
 
 Separate training and test arrays (``fmriTrn``/``fmriTest``, ``X_train``/``X_test``,
 groups ``train/``/``test/`` of HDF5 and v7.3 files, ...) are detected by
-:mod:`e2e_recon.data.layouts`; flat images (one image per row) are reshaped to their
+:mod:`e2e_recon.data.importing.layouts`; flat images (one image per row) are reshaped to their
 square or ``images_shape``, read column-major with ``images_order="F"`` (MATLAB). Without
 a label array each sample has its own image; class labels are refused
-(:mod:`e2e_recon.data.pairing`). The summary names the arrays used and the command that
+(:mod:`e2e_recon.data.importing.pairing`). The summary names the arrays used and the command that
 repeats the choice with explicit keys.
 
 Images come from the ``images`` array or from ``images_dir`` (files whose stem is the
@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from e2e_recon.data.import_preview import preview_summary
-from e2e_recon.data.import_writer import Volume, write_import
-from e2e_recon.data.layouts import (
+from e2e_recon.data.importing.import_preview import preview_summary
+from e2e_recon.data.importing.import_writer import Volume, write_import
+from e2e_recon.data.importing.layouts import (
     Layout,
     SetArrays,
     describe,
@@ -66,8 +66,8 @@ from e2e_recon.data.layouts import (
     flat_to_images,
     parse_images_shape,
 )
-from e2e_recon.data.pairing import Pairing, pair_images
-from e2e_recon.data.source_checks import (
+from e2e_recon.data.importing.pairing import Pairing, pair_images
+from e2e_recon.data.importing.source_checks import (
     check_h5_dataset,
     check_mat_v5,
     check_memory,

@@ -27,8 +27,8 @@ from typing import Any
 
 from rich.filesize import decimal
 
-from e2e_recon.data.fetch import FetchOptions, RemoteFile, fetch_many, is_verified
-from e2e_recon.data.figshare import (
+from e2e_recon.data.fetching.fetch import FetchOptions, RemoteFile, fetch_many, is_verified
+from e2e_recon.data.fetching.figshare import (
     ARTICLE_PAGES,
     FMRI_ARTICLE,
     MODELS_ARTICLE,
@@ -37,6 +37,7 @@ from e2e_recon.data.figshare import (
     list_article_files,
     saved_article_files,
 )
+from e2e_recon.data.fetching.unzip import is_unpacked, unpack_model_archive
 from e2e_recon.data.home import (
     FMRI_DIR,
     IMAGES_DIR,
@@ -47,7 +48,6 @@ from e2e_recon.data.home import (
     normalize_subject,
     remote_file_path,
 )
-from e2e_recon.data.unzip import is_unpacked, unpack_model_archive
 from e2e_recon.errors import DownloadError, ModelFormatError
 
 SUBJECTS = ("sub-01", "sub-02", "sub-03")
@@ -221,7 +221,7 @@ def plan_eval_nets(home: Path, sources: Sources) -> Plan:
 
 def _check_unpublished(plan: Plan, log: Callable[[str], None]) -> None:
     """Files without a published checksum: load them into their architecture, show the SHA-256."""
-    from e2e_recon.data.fetch import file_digest
+    from e2e_recon.data.fetching.fetch import file_digest
     from e2e_recon.evalnets.registry import EVAL_NETS, load_eval_net
 
     for key, path in plan.checks:
@@ -446,10 +446,11 @@ def check_data_cli(
     images_dir: str | os.PathLike[str] | None = None,
     console: Any = None,
 ) -> dict[str, Any]:
-    """``e2e-recon check-data``: print the report of :func:`e2e_recon.data.check.check_data`."""
+    """``e2e-recon check-data``: print the report of
+    :func:`e2e_recon.data.fetching.check.check_data`."""
     from rich.console import Console
 
-    from e2e_recon.data.check import check_data
+    from e2e_recon.data.fetching.check import check_data
 
     console = console or Console()
     report = check_data(subject, home, images_dir)
