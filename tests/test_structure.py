@@ -2,7 +2,7 @@
 
 No import cycle between modules; the lower rooms (``data/`` and its subpackages,
 ``config``, ``device``, ``fileio``, ``errors``) import only the rooms below them, as
-docs/architecture.md states.
+docs/architecture.md states; nothing in the package imports a deprecated module path.
 The checks read the source with ``ast`` (nothing is imported), so a failure names the
 offending modules and the line of each import.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import e2e_recon
+from e2e_recon.data import MOVED_MODULES
 
 PACKAGE_DIR = Path(e2e_recon.__file__).resolve().parent
 MAX_MODULE_LINES = 500
@@ -253,7 +254,9 @@ def direction_violations(
 
 
 def test_the_lower_rooms_import_only_the_rooms_below_them() -> None:
-    bad = direction_violations(import_edges(package_modules()), ROOMS, UPWARD_ALLOWED, set())
+    bad = direction_violations(
+        import_edges(package_modules()), ROOMS, UPWARD_ALLOWED, set(MOVED_MODULES)
+    )
     assert not bad, (
         "Imports against the direction of the rooms (docs/architecture.md; move what both "
         "sides need into the lower room):\n" + _describe(bad)
@@ -261,6 +264,14 @@ def test_the_lower_rooms_import_only_the_rooms_below_them() -> None:
     used = {(e.source, e.target) for e in import_edges(package_modules())}
     stale = sorted(pair for pair in UPWARD_ALLOWED if pair not in used)
     assert not stale, f"Remove from UPWARD_ALLOWED, no longer imported: {stale}"
+
+
+def test_the_package_never_imports_a_deprecated_path() -> None:
+    modules = package_modules()
+    assert set(MOVED_MODULES) <= set(modules), "each old path keeps its shim for one release"
+    assert set(MOVED_MODULES.values()) <= set(modules)
+    through_shims = [e for e in import_edges(modules) if e.target in MOVED_MODULES]
+    assert not through_shims, "Import the new paths (MOVED_MODULES):\n" + _describe(through_shims)
 
 
 def test_the_direction_check_names_each_import_against_the_rooms(tmp_path: Path) -> None:
