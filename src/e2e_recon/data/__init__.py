@@ -6,11 +6,12 @@ the geometry record) and the sets (the paired dataset, its normalisation statist
 the training sampler), plus the data home that says where files live. Two concerns have
 their own rooms below: :mod:`e2e_recon.data.fetching` (downloading the public files)
 and :mod:`e2e_recon.data.importing` (turning other labs' arrays and NIfTI volumes into
-BData files). Import direction: these modules import only ``errors`` and ``fileio`` from
-the rest of the package and never ``fetching`` or ``importing``, which both build on
-them; ``tests/test_structure.py`` checks this. The top-level modules ``download``,
-``check``, ``importers`` and ``nifti`` are deprecated aliases of their new homes, kept
-for one release; nothing in the package imports them.
+BData files). Import direction: these modules may import only ``errors``, ``fileio``,
+``device`` and ``config`` from the rest of the package, never ``fetching`` or
+``importing``, which both build on them; ``tests/test_structure.py`` checks this. The
+top-level modules ``download``, ``check``, ``importers`` and ``nifti`` are deprecated
+aliases of their new homes, kept for one release (:data:`MOVED_MODULES`); nothing in
+the package imports them.
 """
 
 #: Module paths that moved, each with its new home. The old path still imports, as a
