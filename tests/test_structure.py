@@ -1,7 +1,10 @@
-"""The package's shape: no import cycle between its modules, no module over 500 lines.
+"""The package's shape: imports run one way, no module over 500 lines.
 
-Both read the source with ``ast`` (nothing is imported), so a failure names the
-offending modules and the line of each import in the cycle.
+No import cycle between modules; the lower rooms (``data/`` and its subpackages,
+``config``, ``device``, ``fileio``, ``errors``) import only the rooms below them, as
+docs/architecture.md states; nothing in the package imports a deprecated module path.
+The checks read the source with ``ast`` (nothing is imported), so a failure names the
+offending modules and the line of each import.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import e2e_recon
+from e2e_recon.data import MOVED_MODULES
 
 PACKAGE_DIR = Path(e2e_recon.__file__).resolve().parent
 MAX_MODULE_LINES = 500
@@ -197,3 +201,113 @@ def test_the_cycle_finder_names_each_import_of_a_cycle(tmp_path: Path) -> None:
     assert "pkg.sub.b imports pkg.sub.a (line 5, inside a function)" in _describe(cycle)
     (pkg / "sub" / "b.py").write_text("X = 1\n")
     assert find_cycle(import_edges(package_modules(pkg))) == []
+
+
+# -- import direction ------------------------------------------------------------------------
+
+_BASE = ("e2e_recon.config", "e2e_recon.device", "e2e_recon.fileio", "e2e_recon.errors")
+#: The lower rooms of the package, each with the rooms it may import (besides itself). A
+#: module belongs to the longest room its name starts with; a module in no room sits above
+#: all of them (and may import any). The data layer has three rooms: the formats and sets
+#: (the modules directly in data/), fetching/ and importing/, which both build on the
+#: formats and never on each other. Stated in docs/architecture.md ("Imports run one way").
+ROOMS: dict[str, tuple[str, ...]] = {
+    "e2e_recon.data": _BASE,
+    "e2e_recon.data.fetching": ("e2e_recon.data", *_BASE),
+    "e2e_recon.data.importing": ("e2e_recon.data", *_BASE),
+    "e2e_recon.config": ("e2e_recon.device", "e2e_recon.fileio", "e2e_recon.errors"),
+    "e2e_recon.device": ("e2e_recon.errors",),
+    "e2e_recon.fileio": ("e2e_recon.errors",),
+    "e2e_recon.errors": (),
+}
+# Upward imports known and accepted, each with its reason; remove an entry once it is gone.
+UPWARD_ALLOWED: dict[tuple[str, str], str] = {
+    ("e2e_recon.data.fetching.download", "e2e_recon.evalnets.registry"): (
+        "`download eval-nets` asks the registry which networks exist and loads each file "
+        "without a published checksum; inside functions only"
+    ),
+}
+
+
+def room_of(module: str, rooms: dict[str, tuple[str, ...]]) -> str | None:
+    """The longest room whose name is ``module`` or a package above it; None if none."""
+    found = [room for room in rooms if module == room or module.startswith(room + ".")]
+    return max(found, key=len) if found else None
+
+
+def direction_violations(
+    edges: list[Edge],
+    rooms: dict[str, tuple[str, ...]],
+    allowed: dict[tuple[str, str], str],
+    shims: set[str],
+) -> list[Edge]:
+    """Imports from a room into one it may not import (a shim's own import is its job)."""
+    bad = []
+    for edge in edges:
+        source = room_of(edge.source, rooms)
+        if source is None or edge.source in shims or (edge.source, edge.target) in allowed:
+            continue
+        target = room_of(edge.target, rooms)
+        if target != source and target not in rooms[source]:
+            bad.append(edge)
+    return bad
+
+
+def test_the_lower_rooms_import_only_the_rooms_below_them() -> None:
+    bad = direction_violations(
+        import_edges(package_modules()), ROOMS, UPWARD_ALLOWED, set(MOVED_MODULES)
+    )
+    assert not bad, (
+        "Imports against the direction of the rooms (docs/architecture.md; move what both "
+        "sides need into the lower room):\n" + _describe(bad)
+    )
+    used = {(e.source, e.target) for e in import_edges(package_modules())}
+    stale = sorted(pair for pair in UPWARD_ALLOWED if pair not in used)
+    assert not stale, f"Remove from UPWARD_ALLOWED, no longer imported: {stale}"
+
+
+def test_the_package_never_imports_a_deprecated_path() -> None:
+    modules = package_modules()
+    assert set(MOVED_MODULES) <= set(modules), "each old path keeps its shim for one release"
+    assert set(MOVED_MODULES.values()) <= set(modules)
+    through_shims = [e for e in import_edges(modules) if e.target in MOVED_MODULES]
+    assert not through_shims, "Import the new paths (MOVED_MODULES):\n" + _describe(through_shims)
+
+
+def test_the_direction_check_names_each_import_against_the_rooms(tmp_path: Path) -> None:
+    """The check above would pass on a broken checker: hold it to a package made here."""
+    pkg = tmp_path / "pkg"
+    for folder in ("data/fetching", "data/importing", "train"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "errors.py").write_text("")
+    (pkg / "data" / "__init__.py").write_text("")
+    (pkg / "data" / "bdata.py").write_text("from pkg.errors import E\n")
+    (pkg / "data" / "old.py").write_text("from pkg.data.fetching.get import *\n")  # a shim
+    (pkg / "data" / "sets.py").write_text("def f():\n    from pkg.data.importing import imp\n")
+    (pkg / "data" / "fetching" / "get.py").write_text(
+        "from pkg.data import bdata\nfrom pkg.train import loop\n"
+    )
+    (pkg / "data" / "importing" / "imp.py").write_text(
+        "from pkg.data.bdata import B\nfrom pkg.data.fetching import get\n"
+    )
+    (pkg / "train" / "loop.py").write_text("from pkg.data.importing import imp\n")
+    rooms = {
+        "pkg.data": ("pkg.errors",),
+        "pkg.data.fetching": ("pkg.data", "pkg.errors"),
+        "pkg.data.importing": ("pkg.data", "pkg.errors"),
+        "pkg.errors": (),
+    }
+    edges = import_edges(package_modules(pkg))
+    bad = direction_violations(edges, rooms, {}, {"pkg.data.old"})
+    assert {(e.source, e.target, e.lazy) for e in bad} == {
+        ("pkg.data.sets", "pkg.data.importing.imp", True),
+        ("pkg.data.fetching.get", "pkg.train.loop", False),
+        ("pkg.data.importing.imp", "pkg.data.fetching.get", False),
+    }
+    allowed = {("pkg.data.fetching.get", "pkg.train.loop"): "known"}
+    assert len(direction_violations(edges, rooms, allowed, {"pkg.data.old"})) == 2
+    assert ("pkg.data.old", "pkg.data.fetching.get") in {
+        (e.source, e.target) for e in direction_violations(edges, rooms, {}, set())
+    }

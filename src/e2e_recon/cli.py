@@ -28,7 +28,7 @@ from e2e_recon.cli_support import (
     state,
     user_errors,
 )
-from e2e_recon.data.download import DOWNLOAD_HELP
+from e2e_recon.data.fetching.download import DOWNLOAD_HELP
 from e2e_recon.errors import ConfigError
 
 app = typer.Typer(
@@ -154,8 +154,8 @@ def import_(
 
     Example: [bold]e2e-recon import digits.mat --out data/digits --images-order F[/]
     """
-    from e2e_recon.data.importers import import_arrays
-    from e2e_recon.data.nifti import import_nifti, is_nifti_source
+    from e2e_recon.data.importing.importers import import_arrays
+    from e2e_recon.data.importing.nifti import import_nifti, is_nifti_source
 
     if is_nifti_source(source):
         summary = import_nifti(

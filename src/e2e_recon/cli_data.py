@@ -24,7 +24,7 @@ def download(
         bool, typer.Option("--list", help="Only list the files, sizes and destinations.")
     ] = False,
 ) -> None:
-    from e2e_recon.data.download import download_cli
+    from e2e_recon.data.fetching.download import download_cli
 
     download_cli(
         what, subjects=subject or None, dest=dest, force=force, console=console, dry_run=list_only
@@ -41,6 +41,6 @@ def check_data(
 
     Example: [bold]e2e-recon check-data --subject sub-01[/]
     """
-    from e2e_recon.data.download import check_data_cli
+    from e2e_recon.data.fetching.download import check_data_cli
 
     check_data_cli(subject, home=dest, images_dir=images, console=console)

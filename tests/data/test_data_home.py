@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from e2e_recon.data.bdata import BData
-from e2e_recon.data.check import check_data
+from e2e_recon.data.fetching.check import check_data
 from e2e_recon.data.home import (
     ENV_HOME,
     data_home,
@@ -129,7 +129,7 @@ def test_check_data_cli_prints_the_report(tmp_path):
 
     from rich.console import Console
 
-    from e2e_recon.data.download import check_data_cli
+    from e2e_recon.data.fetching.download import check_data_cli
 
     _write_bdata(tmp_path / "fmri" / "sub-01_perceptionNaturalImageTest_original_VC.h5", TEST_IDS)
     out = io.StringIO()

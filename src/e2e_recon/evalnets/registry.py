@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from e2e_recon.data.fetch import RemoteFile, file_digest
+from e2e_recon.data.fetching.fetch import RemoteFile, file_digest
 from e2e_recon.data.home import WEIGHTS_DIR, data_home, remote_file_path
 from e2e_recon.errors import ModelFormatError
 from e2e_recon.evalnets.clip_vit import VisionTransformer, ViTShape

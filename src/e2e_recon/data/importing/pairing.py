@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from e2e_recon.data.importing.layouts import Layout
 from e2e_recon.data.labels import id_to_name
-from e2e_recon.data.layouts import Layout
 from e2e_recon.errors import DataError
 
 __all__ = ["Pairing", "pair_images", "usable_voxels"]
@@ -122,7 +122,7 @@ def pair_images(
 
     Parameters
     ----------
-    layout : arrays by set, from :mod:`e2e_recon.data.layouts` or the pooled reader.
+    layout : arrays by set, from :mod:`e2e_recon.data.importing.layouts` or the pooled reader.
     to_images : turns an images array into (n, H, W, 3) uint8 (flat rows reshaped).
     label_base : 1 for MATLAB-style 1-based integer labels.
     have_images_dir : images come from a folder of files named by label.

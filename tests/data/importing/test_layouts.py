@@ -12,8 +12,8 @@ from PIL import Image
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import NormStats, load_test_set, load_training_set
-from e2e_recon.data.importers import import_arrays
-from e2e_recon.data.layouts import flat_to_images, parse_images_shape, train_test_pairs
+from e2e_recon.data.importing.importers import import_arrays
+from e2e_recon.data.importing.layouts import flat_to_images, parse_images_shape, train_test_pairs
 from e2e_recon.errors import DataError
 
 SIDE, N_TRAIN, N_TEST, N_VOX = 10, 12, 4, 30
@@ -102,7 +102,7 @@ def test_import_writes_a_preview_and_says_how_flat_images_were_read(tmp_path: Pa
     from typer.testing import CliRunner
 
     from e2e_recon.cli import app
-    from e2e_recon.data.import_preview import PREVIEW_COUNT
+    from e2e_recon.data.importing.import_preview import PREVIEW_COUNT
 
     arrays, images = digits()
     scipy.io.savemat(tmp_path / "digits.mat", arrays)
@@ -133,7 +133,7 @@ def test_import_writes_a_preview_and_says_how_flat_images_were_read(tmp_path: Pa
 
 def test_flat_images_not_square_name_the_smoother_order() -> None:
     """10 x 20 images: the wrong order scrambles rows, so the note says which order to use."""
-    from e2e_recon.data.import_preview import flat_images_note
+    from e2e_recon.data.importing.import_preview import flat_images_note
 
     yy, xx = np.mgrid[0:10, 0:20]
     smooth = np.stack([(yy * 10 + xx * 3 + k) % 256 for k in range(6)]).astype(np.float64)

@@ -9,7 +9,7 @@ import pytest
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import load_test_set, load_training_set
-from e2e_recon.data.nifti import import_nifti, is_nifti_source
+from e2e_recon.data.importing.nifti import import_nifti, is_nifti_source
 from e2e_recon.errors import DataError
 
 nib = pytest.importorskip("nibabel")

@@ -12,7 +12,7 @@ from subject_factory import stimulus_ids, write_images
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.dataset import load_test_set, load_training_set
-from e2e_recon.data.importers import import_arrays, load_arrays
+from e2e_recon.data.importing.importers import import_arrays, load_arrays
 from e2e_recon.data.labels import id_to_name
 from e2e_recon.errors import DataError
 

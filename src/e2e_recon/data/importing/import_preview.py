@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from e2e_recon.data.importing.layouts import flat_to_images
 from e2e_recon.data.labels import IMAGE_SUFFIXES
-from e2e_recon.data.layouts import flat_to_images
 from e2e_recon.fileio import atomic_path
 
 __all__ = ["PREVIEW_NAME", "flat_images_note", "preview_summary", "write_preview"]
@@ -45,7 +45,7 @@ def preview_summary(
     out_dir : path
         The import's output folder.
     summary : dict
-        What :func:`~e2e_recon.data.import_writer.write_import` returned (its
+        What :func:`~e2e_recon.data.importing.import_writer.write_import` returned (its
         ``training_images_dir`` and ``test_images_dir``).
     flat : sequence of ndarray
         The flat image arrays (n, H*W[*3]) that were reshaped, if any.

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fake_figshare import FakeFigshare
 
-from e2e_recon.data import download as dl
-from e2e_recon.data.fetch import FetchOptions
-from e2e_recon.data.figshare import FMRI_ARTICLE, MODELS_ARTICLE, Sources
+from e2e_recon.data.fetching import download as dl
+from e2e_recon.data.fetching.fetch import FetchOptions
+from e2e_recon.data.fetching.figshare import FMRI_ARTICLE, MODELS_ARTICLE, Sources
 from e2e_recon.data.home import resolve_subject_files
 from e2e_recon.errors import DownloadError
 

@@ -1,7 +1,7 @@
 """Writing an import: BData files in the lab's layout, image folders, names.csv.
 
-Shared by the array importer (:mod:`e2e_recon.data.importers`) and the NIfTI importer
-(:mod:`e2e_recon.data.nifti`). Everything goes to a staging folder inside the output
+Shared by the array importer (:mod:`e2e_recon.data.importing.importers`) and the NIfTI importer
+(:mod:`e2e_recon.data.importing.nifti`). Everything goes to a staging folder inside the output
 folder first and is moved into place at the end, so a failed import leaves nothing.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.image_files import find_image_files
+from e2e_recon.data.importing.pairing import Pairing
 from e2e_recon.data.labels import id_to_name, name_to_id
-from e2e_recon.data.pairing import Pairing
 from e2e_recon.errors import DataError
 from e2e_recon.fileio import atomic_write_json, is_write_failure, output_error, safe_name
 

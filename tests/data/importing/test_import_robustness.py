@@ -19,8 +19,8 @@ from test_nifti import AFFINE, nifti_folder
 from typer.testing import CliRunner
 
 from e2e_recon.cli import app
-from e2e_recon.data import source_checks
-from e2e_recon.data.importers import import_arrays, load_arrays
+from e2e_recon.data.importing import source_checks
+from e2e_recon.data.importing.importers import import_arrays, load_arrays
 from e2e_recon.errors import DataError, OutputError
 
 nib = pytest.importorskip("nibabel")
@@ -102,7 +102,7 @@ def test_compressed_mask_declaring_gigabytes_is_refused_before_reading(tmp_path:
 
 
 def import_arrays_or_nifti(source: Path, out: Path) -> None:
-    from e2e_recon.data.nifti import import_nifti
+    from e2e_recon.data.importing.nifti import import_nifti
 
     import_nifti(source, out)
 

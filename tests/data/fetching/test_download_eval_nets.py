@@ -15,9 +15,9 @@ from PIL import Image
 from rich.console import Console
 from torch import nn
 
-from e2e_recon.data import download as dl
-from e2e_recon.data.fetch import FetchOptions
-from e2e_recon.data.figshare import Sources
+from e2e_recon.data.fetching import download as dl
+from e2e_recon.data.fetching.fetch import FetchOptions
+from e2e_recon.data.fetching.figshare import Sources
 from e2e_recon.errors import DownloadError, ModelFormatError
 from e2e_recon.evalnets.clip_vit import VisionTransformer, ViTShape
 from e2e_recon.evalnets.convnets import ResNet50
