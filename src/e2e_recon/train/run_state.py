@@ -39,10 +39,11 @@ class RunState:
     batch_per_rank: int
     sample_generator: torch.Generator
     weights: LossWeights  # absolute weights before warm-up
-    validator: Validator | None = None
+    validator: Validator | Any = None  # train.shared.SharedValidator for several subjects
     order: EpochOrder | None = None  # data.sampling: epoch
     ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
     best: BestTracker = field(default_factory=BestTracker)
     balance: BalanceState = field(default_factory=BalanceState)
     iteration: int = 0
     early_stopped: bool = False
+    adapt: Any = None  # train.adapt.AdaptStages when adapting a source generator
