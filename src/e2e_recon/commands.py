@@ -124,7 +124,7 @@ def _run_label(cfg: Config) -> str:
     from e2e_recon.train.multi_config import subject_files
 
     if cfg.model.shared:
-        return "+".join(name for name, _ in subject_files(cfg))
+        return "-".join(name for name, _ in subject_files(cfg))
     if cfg.train.adapt_from and not cfg.data.subjects:
         return subject_from_path(cfg.data.train_fmri) or cfg.data.subject
     return cfg.data.subject

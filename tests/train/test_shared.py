@@ -92,6 +92,7 @@ def test_stacked_generator_is_each_subjects_generator(shared_run: Path) -> None:
         assert torch.allclose(single.eval()(x), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_shared_run_equals_uninterrupted(
     subjects: dict[str, object], tmp_path: Path
 ) -> None:

@@ -72,3 +72,29 @@ def shared_config(paths: dict[str, object], *extra: str) -> Config:
         *extra,
     ]
     return load_config("shared", overrides)
+
+
+def adapt_config(train_fmri: Path, images: Path, source: Path | str, *extra: str) -> Config:
+    """The adapt preset shrunk to seconds on a CPU (the architecture comes from ``source``)."""
+    overrides = [
+        f"data.train_fmri='{train_fmri}'",
+        f"data.images_dir='{images}'",
+        f"train.adapt_from='{source}'",
+        "data.image_size_px=36",
+        "data.crop_px=32",
+        "data.val_fraction=0.25",
+        "model.comparator=random-caffenet",
+        "model.feature_layers=[conv1]",
+        "train.batch_size=6",
+        "train.iters=6",
+        "train.adapt_freeze_iters=3",
+        "train.snapshot_every_iters=3",
+        "train.log_every_iters=1",
+        "train.grid_every_iters=0",
+        "train.val_every_iters=2",
+        "train.device=cpu",
+        "train.precision=fp32",
+        "train.channels_last=false",
+        *extra,
+    ]
+    return load_config("adapt", overrides)
