@@ -12,7 +12,7 @@ import torch
 from tiny_multi_subject import adapt_config, derive_subject, make_multi_subject, shared_config
 from tiny_train_subject import tiny_config
 
-from e2e_recon.config import with_overrides
+from e2e_recon.config import load_config, with_overrides
 from e2e_recon.errors import ConfigError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.nets.shared import shared_layers
@@ -126,8 +126,7 @@ def test_interrupted_and_resumed_adaptation_equals_uninterrupted(
 
 def test_adapt_from_a_one_subject_run(subject: dict[str, Path], tmp_path: Path) -> None:
     train(tiny_config(subject, "train.iters=2"), tmp_path / "source")
-    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source",
-                       "data.crop_px=63", "data.image_size_px=64", "train.iters=2")  # fmt: skip
+    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2")
     train(cfg, tmp_path / "run")
     source = load_generator(tmp_path / "source" / "generator.pt")
     adapted = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
@@ -148,12 +147,14 @@ def test_adapt_from_a_released_caffe_generator(subject: dict[str, Path], tmp_pat
     if folder is None:
         pytest.skip("Caffe fixtures absent: set E2E_CAFFE_FIXTURES or provide ../shared/fixtures")
     model = folder / "generator_small.caffemodel"
-    cfg = adapt_config(subject["train"], subject["images"], model, "data.image_size_px=248",
-                       "data.crop_px=227", "train.batch_size=2", "train.iters=2",
+    cfg = adapt_config(subject["train"], subject["images"], model, "train.batch_size=2",
+                       "train.iters=2",
                        "train.adapt_finetune_lr_scale=0", "data.val_fraction=0",
                        "train.val_every_iters=0", "train.early_stop_patience=0",
                        "train.ema_decay=0")  # fmt: skip
     train(cfg, tmp_path / "run")
+    trained = load_config(tmp_path / "run" / "config.yaml")  # the published geometry
+    assert (trained.data.image_size_px, trained.data.crop_px) == (248, 227)
     released = load_generator(model)
     adapted = load_generator(tmp_path / "run" / "generator.pt")
     assert (adapted.n_voxels, adapted.fc_width, adapted.output_size_px) == (48, 256, 256)

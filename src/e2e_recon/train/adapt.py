@@ -3,8 +3,9 @@
 The source is a shared run folder, a one-subject run folder, or a generator file (the
 project's ``.pt``, shared or not, or a released ``.caffemodel``, a one-subject shared
 generator). Its layers after the first are the shared part; the architecture (fully
-connected width, output size, channels, colour) comes from it. The new subject gets an
-input layer of its own, started
+connected width, output size, channels, colour) and the image geometry (resize and crop:
+the source's config, or the published 248 -> 227 px for a released generator) come from
+it. The new subject gets an input layer of its own, started
 
 - ``ridge`` (``train.adapt_init``): as the ``small`` recipe starts its first layer (the
   ridge decoder's voxel weights in the leading rows; He-random rows after them), with
@@ -53,6 +54,7 @@ class AdaptSource:
     arch: dict[str, Any]  # the shared generator file's arch (``subjects``: voxel counts)
     state: dict[str, torch.Tensor]  # named form: inputs.<subject>.* and the shared layers
     run_dir: Path | None = None  # the source's run folder, when it is one
+    config: dict[str, Any] | None = None  # the config the source was trained with, if known
 
     @property
     def subjects(self) -> list[str]:
@@ -91,19 +93,33 @@ def read_source(spec: str) -> AdaptSource:
         arch, state = single_to_file(load_generator(path), "source")
         return AdaptSource(path, arch, state, run_dir)
     payload = read_network_file(path, "generator")
+    config = dict(payload.get("meta", {}).get("config") or {}) or None
     if is_shared_arch(payload["arch"]):
-        return AdaptSource(path, dict(payload["arch"]), dict(payload["state_dict"]), run_dir)
-    config = payload.get("meta", {}).get("config") or {}
-    name = str(config.get("data", {}).get("subject") or "source")
+        arch, state = dict(payload["arch"]), dict(payload["state_dict"])
+        return AdaptSource(path, arch, state, run_dir, config)
+    name = str((config or {}).get("data", {}).get("subject") or "source")
     arch, state = single_to_file(load_generator(path), name)
-    return AdaptSource(path, arch, state, run_dir)
+    return AdaptSource(path, arch, state, run_dir, config)
+
+
+def source_geometry(source: AdaptSource) -> tuple[int, int]:
+    """``(image_size_px, crop_px)`` the source was trained with; for a file without its
+    config (a released generator), the published crop and ratio (256 px -> 227 of 248)."""
+    data = (source.config or {}).get("data", {})
+    if "image_size_px" in data and "crop_px" in data:
+        return int(data["image_size_px"]), int(data["crop_px"])
+    size = int(source.arch["output_size_px"])
+    crop = 227 if size == 256 else size
+    return max(crop, round(crop * 248 / 227)), crop
 
 
 def adapted_config(cfg: Config, source: AdaptSource) -> Config:
-    """``cfg`` with the architecture (and colour) of the source generator."""
+    """``cfg`` with the architecture, colour and image geometry of the source generator."""
     model = replace(cfg.model, **{k: source.arch[k] for k in _ARCH_KEYS if k in source.arch})
     colour = str(source.arch.get("colour", cfg.data.colour))
-    return replace(cfg, model=model, data=replace(cfg.data, colour=colour))
+    size, crop = source_geometry(source)
+    data = replace(cfg.data, colour=colour, image_size_px=size, crop_px=crop)
+    return replace(cfg, model=model, data=data)
 
 
 @torch.no_grad()

@@ -55,15 +55,16 @@ def prepare(
     """Load data, build networks and optimisers, seed every random stream."""
     torch.manual_seed(cfg.train.seed + 1_000_003 * info.rank)  # dropout differs per rank
     log = get_logger()
+    given = cfg
+    source = read_source(cfg.train.adapt_from) if cfg.train.adapt_from else None
+    if source is not None:  # the architecture, colour and image geometry are the source's
+        cfg = adapted_config(cfg, source)
     shared = load_shared_data(cfg) if cfg.model.shared else None
     data = shared.sets[0] if shared is not None else load_data(cfg)
     resolved, colour_note = resolve_run_colour(cfg, data)
     if colour_note and info.is_main:
         log.info(colour_note)
-    source = read_source(cfg.train.adapt_from) if cfg.train.adapt_from else None
-    if source is not None:  # the architecture and colour are the source's
-        resolved = adapted_config(resolved, source)
-    if resolved != cfg and info.is_main:
+    if resolved != given and info.is_main:
         with reporting_write_errors(run_dir):  # as trained, read by later stages
             save_config(resolved, run_dir / "config.yaml")
     cfg = resolved
