@@ -48,8 +48,12 @@ SIZES = [
 ]  # fmt: skip
 
 
-def derive(source: Path, name: str, n_voxels: int, seed: int) -> Path:
-    """``name``'s copy of a BData file: voxels mixed into ``n_voxels`` plus fresh noise."""
+def derive(source: Path, name: str, n_voxels: int, seed: int, how: str = "orthogonal") -> Path:
+    """``name``'s copy of a BData file: voxels mixed into ``n_voxels`` plus fresh noise.
+
+    ``orthogonal``: a rotation of sub-01's voxels (every new voxel mixes all of them);
+    ``subset``: ``n_voxels`` of sub-01's voxels (repeated where more), in a random order.
+    """
     from e2e_recon.data.bdata import BData
     from e2e_recon.data.labels import stimulus_ids_of
 
@@ -57,9 +61,14 @@ def derive(source: Path, name: str, n_voxels: int, seed: int) -> Path:
     bd = BData(source)
     voxels = np.asarray(bd.select("ROI_VC = 1"), dtype=np.float64)  # (N, V)
     ids = np.asarray(stimulus_ids_of(bd), dtype=np.float64)
-    mixing = rng.normal(size=(voxels.shape[1], n_voxels)) / np.sqrt(voxels.shape[1])
-    mixed = voxels @ mixing
-    mixed += 0.5 * mixed.std() * rng.normal(size=mixed.shape)
+    # Orthonormal columns (or rows, for more voxels than sub-01's): a well-conditioned mixing
+    # that keeps sub-01's information, so the subjects differ by their voxels and noise only.
+    if how == "subset":
+        mixed = voxels[:, rng.choice(voxels.shape[1], n_voxels, replace=n_voxels > len(voxels.T))]
+    else:
+        q, _ = np.linalg.qr(rng.normal(size=(max(voxels.shape[1], n_voxels),) * 2))
+        mixed = voxels @ q[: voxels.shape[1], :n_voxels]  # (N, V'), orthonormal mixing
+    mixed += 0.3 * mixed.std() * rng.normal(size=mixed.shape)
     out = BData()
     out.add(mixed, "VoxelData")
     n = len(ids)
@@ -73,17 +82,22 @@ def derive(source: Path, name: str, n_voxels: int, seed: int) -> Path:
     return path
 
 
-def make_experiment(root: Path, seed: int) -> dict[str, Any]:
+def make_experiment(root: Path, seed: int, how: str = "orthogonal") -> dict[str, Any]:
     """Simulate sub-01 and derive the others; return files by subject and the images."""
     from e2e_recon.sim.subject import simulate_subject
 
-    summary = simulate_subject(root / "sim", preset="small", seed=seed, snr=0.25, progress=False)
+    made = root / "sim" / "truth" / "summary.json"
+    summary = (
+        json.loads(made.read_text())
+        if made.is_file()
+        else simulate_subject(root / "sim", preset="small", seed=seed, snr=0.25, progress=False)
+    )
     files = summary["files"]
     train = {"sub-01": Path(files["training"])}
     test = {"sub-01": Path(files["test"])}
     for index, (name, count) in enumerate(DERIVED.items()):
-        train[name] = derive(train["sub-01"], name, count, 1000 * seed + index)
-        test[name] = derive(test["sub-01"], name, count, 1000 * seed + index)
+        train[name] = derive(train["sub-01"], name, count, 1000 * seed + index, how)
+        test[name] = derive(test["sub-01"], name, count, 1000 * seed + index, how)
     return {"train": train, "test": test, "images": Path(summary["images_dir"])}
 
 
@@ -129,18 +143,19 @@ def score(exp: dict[str, Any], runs: dict[str, Path], ridge_cfg: Path, out: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--new-images", type=int, default=90)
+    parser.add_argument("--new-images", type=int, default=300)
     parser.add_argument("--shared-iters", type=int, default=1200)
-    parser.add_argument("--adapt-iters", type=int, default=500)
-    parser.add_argument("--freeze-iters", type=int, default=200)
+    parser.add_argument("--adapt-iters", type=int, default=600)
+    parser.add_argument("--freeze-iters", type=int, default=100)
     parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--derive", choices=("orthogonal", "subset"), default="orthogonal")
     parser.add_argument(
         "--model", action="append", default=None,
         help="overrides of the sizes (default: 32 px output, fc 256, 32 channels)",
     )  # fmt: skip
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="adapt_choice_"))
-    exp = make_experiment(root, args.seed)
+    exp = make_experiment(root, args.seed, args.derive)
     sizes = args.model if args.model is not None else SIZES
     common = [f"data.images_dir='{exp['images']}'", "train.device=cpu", "train.grid_every_iters=0",
               f"train.seed={args.seed}", *sizes]  # fmt: skip
@@ -162,9 +177,10 @@ def main() -> None:
     timing["scratch"] = run("small", root / "scratch", new)
     runs["scratch"] = root / "scratch"
     metrics = score(exp, runs, root / "scratch", root / "recon")
-    print(json.dumps({"seed": args.seed, "new_images": args.new_images, "runs": timing,
-                      "freeze_iters": args.freeze_iters, "metrics": _brief(metrics)},
-                     indent=1))  # fmt: skip
+    result = {"seed": args.seed, "derive": args.derive, "new_images": args.new_images,
+              "freeze_iters": args.freeze_iters, "runs": timing}  # fmt: skip
+    result["metrics"] = _brief(metrics)
+    print(json.dumps(result, indent=1))
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +189,8 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     for row in metrics.get("results", []):
         scores = row.get("scores", {})
         out[row["method"]] = {
-            key: [round(scores[key][k], 4) for k in ("mean", "ci_low", "ci_high")]
+            key: [None if scores[key][k] is None else round(scores[key][k], 4)
+                  for k in ("mean", "ci_low", "ci_high")]
             for key in ("pixid", "pixcorr") if key in scores
         }  # fmt: skip
     return out
