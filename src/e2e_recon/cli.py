@@ -213,11 +213,25 @@ def convert(
 def train(
     config: ConfigOpt = "paper",
     set_: SetOpt = None,
-    train_fmri: Annotated[Path | None, typer.Option(help="Training BData .h5 file.")] = None,
+    train_fmri: Annotated[
+        list[Path] | None,
+        typer.Option(help="Training BData .h5 file; once per subject with --config shared."),
+    ] = None,
     test_fmri: Annotated[
         list[Path] | None, typer.Option(help="Test BData .h5 file(s), for progress grids.")
     ] = None,
     images: Annotated[Path | None, typer.Option(help="Folder of stimulus images.")] = None,
+    subject: Annotated[
+        list[str] | None,
+        typer.Option(help="Subject of each --train-fmri, in order (default: the file names)."),
+    ] = None,
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="With --config adapt: the source generator (a run folder, .pt or .caffemodel).",
+        ),
+    ] = "",
     runs_dir: Annotated[Path, typer.Option(help="Parent of numbered run folders.")] = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact run folder (default: numbered).")
@@ -234,12 +248,15 @@ def train(
 
     Example: [bold]e2e-recon train --config paper --train-fmri sub-01_..._Training_original_VC.h5
     --images stimuli/ --set train.batch_size=32[/]
+
+    Several subjects: [bold]--config shared --train-fmri sub-01_... --train-fmri sub-02_...[/];
+    a new subject: [bold]--config adapt --from RUN_OR_GENERATOR --train-fmri sub-04_...[/]
     """
     from e2e_recon.commands import prepare_train
 
     cfg, target, created = prepare_train(
         config, set_ or [], train_fmri, test_fmri, images, device, runs_dir, run_dir, resume,
-        dry_run, overwrite=overwrite,
+        dry_run, overwrite=overwrite, subjects=subject or [], adapt_from=from_,
     )  # fmt: skip
     if target is None:
         return

@@ -20,15 +20,30 @@ from e2e_recon.runs import init_run_dir, next_run_dir, require_run_dir
 
 
 def path_overrides(
-    train_fmri: Path | None,
+    train_fmri: Path | Sequence[Path] | None,
     test_fmri: Sequence[Path] | None,
     images: Path | None,
     device: str,
+    subjects: Sequence[str] = (),
+    adapt_from: str = "",
 ) -> list[str]:
-    """Config overrides for the path and device options of the command line."""
+    """Config overrides for the path and device options of the command line.
+
+    Several training files (one per subject, for a shared run) go to
+    ``data.train_fmri_subjects``; one goes to ``data.train_fmri`` as always.
+    """
     items: list[str] = []
-    if train_fmri is not None:
-        items.append(f"data.train_fmri={_quoted(train_fmri)}")
+    files = [train_fmri] if isinstance(train_fmri, Path) else list(train_fmri or [])
+    if len(files) == 1:
+        items.append(f"data.train_fmri={_quoted(files[0])}")
+    elif files:
+        items.append("data.train_fmri_subjects=[" + ", ".join(_quoted(p) for p in files) + "]")
+    if subjects:
+        items.append("data.subjects=[" + ", ".join(_quoted(Path(s)) for s in subjects) + "]")
+        if len(subjects) == 1:  # the run folder's name and data.subject follow
+            items.append(f"data.subject={_quoted(Path(subjects[0]))}")
+    if adapt_from:
+        items.append(f"train.adapt_from={_quoted(Path(adapt_from))}")
     if test_fmri:
         items.append("data.test_fmri=[" + ", ".join(_quoted(p) for p in test_fmri) + "]")
     if images is not None:
@@ -58,7 +73,7 @@ def check_input_files(cfg: Config) -> None:
 def prepare_train(
     config: str,
     overrides: Sequence[str],
-    train_fmri: Path | None,
+    train_fmri: Path | Sequence[Path] | None,
     test_fmri: Sequence[Path] | None,
     images: Path | None,
     device: str,
@@ -68,6 +83,8 @@ def prepare_train(
     dry_run: bool,
     console: Console | None = None,
     overwrite: bool = False,
+    subjects: Sequence[str] = (),
+    adapt_from: str = "",
 ) -> tuple[Config, Path | None, bool]:
     """Resolve the config of a training run, check it, and lay out its directory.
 
@@ -81,7 +98,10 @@ def prepare_train(
     from e2e_recon.train.setup import check_supported
 
     console = console or Console()
-    extra = [*path_overrides(train_fmri, test_fmri, images, device), *overrides]
+    extra = [
+        *path_overrides(train_fmri, test_fmri, images, device, subjects, adapt_from),
+        *overrides,
+    ]
     if resume is not None:
         cfg = load_config(require_run_dir(resume) / "config.yaml", extra)
     else:
@@ -102,10 +122,23 @@ def prepare_train(
         )
     if run_dir is None:
         check_writable(runs_dir, "runs folder")
-        return cfg, init_run_dir(next_run_dir(runs_dir, cfg.data.subject, cfg.name), cfg), True
+        return cfg, init_run_dir(next_run_dir(runs_dir, _run_label(cfg), cfg.name), cfg), True
     check_writable(run_dir, "run folder")
     if int(os.environ.get("RANK", "0")) != 0:
         return cfg, run_dir, False  # rank 0 claims and lays out the shared folder
     created = not run_dir.exists()
     claim_run_dir(run_dir, overwrite)
     return cfg, init_run_dir(run_dir, cfg), created
+
+
+def _run_label(cfg: Config) -> str:
+    """The subject part of a numbered run folder's name: every subject of a shared run, the
+    new subject of an adapted one (from its file name unless --subject named it)."""
+    from e2e_recon.nets.shared import subject_from_path
+    from e2e_recon.train.multi_config import subject_files
+
+    if cfg.model.shared:
+        return "-".join(name for name, _ in subject_files(cfg))
+    if cfg.train.adapt_from and not cfg.data.subjects:
+        return subject_from_path(cfg.data.train_fmri) or cfg.data.subject
+    return cfg.data.subject

@@ -50,6 +50,11 @@ class DataConfig:
     # auto: grey when every training stimulus is greyscale; rgb or grey force the mode
     # (grey: luminance targets, exactly grey generator output, greyscale reconstructions)
     colour: str = "auto"
+    # A shared run (model.shared): one training file per subject; data.train_fmri then
+    # unused (a one-subject shared run may give it instead)
+    train_fmri_subjects: tuple[str, ...] = ()
+    # The subjects of data.train_fmri_subjects, in order (empty: from the file names, sub-01_...)
+    subjects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class ModelConfig:
     first_layer_l2: float = 0.0  # extra L2 on the generator's first fully connected layer
     input_dropout: float = 0.0  # dropout on the voxel input during training
     first_layer_init: str = "random"  # random (He, published) | ridge | pca
+    # One input layer per subject in front of shared layers (several training files)
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,16 @@ class TrainConfig:
     presentation_average_prob: float = 1.0  # fraction of samples averaged (others single)
     max_minutes: float = 0.0  # stop (with a snapshot) after this much training time (0 = off)
     ema_decay: float = 0.0  # exponential moving average of the generator weights (0 = off)
+    # Shared runs: equal (each batch split equally between the subjects) | proportional
+    # (samples drawn uniformly from all subjects' samples)
+    subject_mix: str = "equal"
+    # Adapting a source generator to a new subject (--from): a shared or one-subject run
+    # folder, or a generator file (.pt, .caffemodel); its layers after the first are kept
+    adapt_from: str = ""
+    adapt_init: str = "ridge"  # the new input layer: ridge (as first_layer_init) | activations
+    adapt_freeze_iters: int = 0  # iterations with the source's layers frozen
+    # then those layers train at train.lr x this (0: frozen for the whole run)
+    adapt_finetune_lr_scale: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto | fp32 | bf16

@@ -28,6 +28,7 @@ from e2e_recon.nets.comparator import CaffeNet, load_alexnet, random_caffenet
 from e2e_recon.nets.discriminator import Discriminator
 from e2e_recon.nets.generator import Generator
 from e2e_recon.nets.netfile import FORMAT_VERSION, load_state_checked, save_network
+from e2e_recon.nets.shared import is_shared_arch, subject_generator
 
 __all__ = [
     "COMPARATOR_KINDS",
@@ -101,7 +102,9 @@ def _is_caffemodel(path: Path) -> bool:
 
 
 def load_generator(
-    path: str | os.PathLike[str], prototxt: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    prototxt: str | os.PathLike[str] | None = None,
+    subject: str | None = None,
 ) -> Generator:
     """Load a generator from a released ``.caffemodel`` or a project ``.pt``.
 
@@ -110,10 +113,20 @@ def load_generator(
     path : ``generator.caffemodel`` or ``.pt``
     prototxt : optional ``generator_test.prototxt``; when given, the architecture
         is read from it and the weights are checked against it.
+    subject : for a shared generator file (several subjects' input layers), the
+        subject whose input layer to use; optional when the file holds one subject.
+        One-subject files and ``.caffemodel`` files ignore it.
 
     Returns
     -------
     Generator in eval mode; (B, n_voxels) -> (B, 3, S, S) Caffe space, uncropped.
+    A subject of a shared file carries its name in ``.subject``.
+
+    Raises
+    ------
+    ModelFormatError
+        A shared file without ``subject`` when it holds several, or without that
+        subject: the message lists the subjects it holds.
     """
     path = Path(path)
     if _is_caffemodel(path):
@@ -121,6 +134,8 @@ def load_generator(
 
         return generator_from_caffe(path, prototxt).eval()
     payload = read_network_file(path, "generator")
+    if is_shared_arch(payload["arch"]):
+        return subject_generator(payload["arch"], payload["state_dict"], subject, str(path))
     try:
         with torch.device("meta"):  # weights come from the file: skip the random init
             generator = Generator(**payload["arch"])

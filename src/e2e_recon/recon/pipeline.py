@@ -108,6 +108,11 @@ def reconstruct_run(
     from e2e_recon.train.setup import load_data
 
     cfg = cfg or load_config(run_dir / "config.yaml")
+    if cfg.model.shared:
+        raise DataError(
+            f"{run_dir} is a shared run: reconstruct one subject at a time with "
+            f"--generator {run_dir} --test-fmri SUBJECT_TEST.h5 --out FOLDER"
+        )
     log = get_logger()
     out_dir = run_dir / "recon"
     models = load_recon_models(run_dir)
@@ -154,7 +159,7 @@ def reconstruct_cli(
     if generator_path.is_dir() and (generator_path / "config.yaml").is_file() and not test_files:
         return reconstruct_run(generator_path, ridge=ridge, device=device) / "index.csv"
     check_out_folder(out)
-    models = load_recon_models(generator_path)
+    models = load_recon_models(generator_path, subject=test_subject(test_files, subject))
     if ridge and (train_file is None or images_dir is None):
         raise DataError("--ridge needs --train-fmri and --images (the training images)")
     roi = roi or (models[0].norm.roi if models[0].norm else "") or DEFAULT_ROI
@@ -174,6 +179,28 @@ def reconstruct_cli(
             decoder = fit_ridge(training, geometry, norm)
             index = write_index(stage, ridge_reconstruct(decoder, test_sets, stage))
     return out / index.relative_to(stage)
+
+
+def test_subject(test_files: Sequence[Path], subject: str | None) -> str | None:
+    """The subject whose input layer reconstructs ``test_files``: ``subject``, else the
+    one their names give (``sub-02_...``), else None (a one-subject generator needs none).
+
+    Raises
+    ------
+    DataError
+        Test files of different subjects in one call.
+    """
+    if subject:
+        return subject
+    from e2e_recon.nets.shared import subject_from_path
+
+    named = {s for p in test_files if (s := subject_from_path(p))}
+    if len(named) > 1:
+        raise DataError(
+            f"the test files belong to subjects {', '.join(sorted(named))}: reconstruct one "
+            "subject at a time (one --out each), or name it with --subject"
+        )
+    return named.pop() if named else None
 
 
 def _resolve_inputs(

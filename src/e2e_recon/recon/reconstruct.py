@@ -214,11 +214,14 @@ def reconstruct(
     return write_index(out_dir, rows)
 
 
-def load_recon_models(spec: Path, prototxt: Path | None = None) -> list[ReconModel]:
+def load_recon_models(
+    spec: Path, prototxt: Path | None = None, subject: str | None = None
+) -> list[ReconModel]:
     """Models named by ``spec``: a model file, a run folder, or a folder of snapshots.
 
     A run folder gives its final generator; a folder of ``.pt``/``.caffemodel``
-    snapshots gives one model per snapshot, labelled ``e2e@<snapshot name>``.
+    snapshots gives one model per snapshot, labelled ``e2e@<snapshot name>``. A shared
+    generator gives ``subject``'s input layer and statistics (see ``load_generator``).
     """
     from e2e_recon.nets.loading import load_generator
 
@@ -226,7 +229,7 @@ def load_recon_models(spec: Path, prototxt: Path | None = None) -> list[ReconMod
     single = len(files) == 1
     models = []
     for path in files:
-        net = load_generator(path, prototxt)
+        net = load_generator(path, prototxt, subject=subject)
         norm, crop, geometry = _model_extras(path, net)
         method = "e2e" if single else f"e2e@{path.stem}"
         models.append(ReconModel(method, net, norm, crop, geometry))
@@ -265,7 +268,10 @@ def _model_extras(path: Path, net: nn.Module) -> tuple[NormStats | None, int, Im
     if path.suffix == ".pt":
         blob = torch.load(path, map_location="cpu", weights_only=True)
         blob = blob if isinstance(blob, dict) else {}
-        norm = NormStats.from_dict(blob["norm"]) if "norm" in blob else None
+        stats = blob.get("norm")
+        if isinstance(stats, dict) and "subjects" in stats:  # a shared generator's, by subject
+            stats = stats["subjects"].get(getattr(net, "subject", None))
+        norm = NormStats.from_dict(stats) if stats else None
         meta = blob.get("meta", {})
         trained_cfg = meta.get("config") or blob.get("config") or {}  # .pt or snapshot
         crop = int(meta.get("crop_px", trained_cfg.get("data", {}).get("crop_px", crop)))

@@ -35,6 +35,7 @@ from torch import nn
 from e2e_recon.errors import CheckpointError
 from e2e_recon.fileio import output_error
 from e2e_recon.load_errors import describe_load_error
+from e2e_recon.nets.shared import stacked_to_file
 from e2e_recon.runs import get_logger, warn
 from e2e_recon.train.integrity import seal_status, sealed
 
@@ -286,11 +287,14 @@ def generator_file_payload(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     """
     averaged = "generator_ema" in ckpt
     weights = ckpt["generator_ema"]["weights"] if averaged else ckpt["generator"]
+    arch, state = dict(ckpt["generator_arch"]), dict(weights)
+    if "subject_voxels" in arch:  # a shared run: each subject's input layer under its name
+        arch, state = stacked_to_file(arch, state)
     return {
         "format": GENERATOR_FORMAT,
         "version": FORMAT_VERSION,
-        "arch": dict(ckpt["generator_arch"]),
-        "state_dict": dict(weights),
+        "arch": arch,
+        "state_dict": state,
         "meta": {
             "iteration": int(ckpt["iteration"]),
             "source": "e2e-recon train",

@@ -24,8 +24,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from e2e_recon.config import Config, save_config, to_dict
-from e2e_recon.data.sampler import choose_data_device, training_set_bytes
+from e2e_recon.config import Config, to_dict
 from e2e_recon.device import allows_tf32, resolve_device, tf32_mode
 from e2e_recon.errors import TrainingError
 from e2e_recon.fileio import reporting_write_errors
@@ -33,38 +32,23 @@ from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
 from e2e_recon.train.balance import balance_ratio, update_balance
-from e2e_recon.train.ema import GeneratorEMA
-from e2e_recon.train.losses import LossWeights, weights_at
-from e2e_recon.train.precision_probe import choose_run_precision
-from e2e_recon.train.priors import init_first_layer, mean_image_terms
+from e2e_recon.train.losses import weights_at
+from e2e_recon.train.prepare import prepare
 from e2e_recon.train.resume import restore, snapshot
 from e2e_recon.train.run_state import RunState
-from e2e_recon.train.sampling import EpochOrder, make_sampler
 from e2e_recon.train.setup import (
     check_supported,
-    effective_weights,
     load_data,
     loss_weights,
-    resolve_run_colour,
-    small_data_advice,
     thresholds,
 )
-from e2e_recon.train.stats import GridPatterns, Recorder, save_grid, trim_stats
+from e2e_recon.train.stats import Recorder, save_grid, trim_stats
 from e2e_recon.train.step import (
-    Nets,
     NonFiniteLoss,
-    StepSettings,
-    build_nets,
-    build_optimisers,
     training_step,
-    uses_adversarial,
 )
 from e2e_recon.train.stopping import stop_requests
 from e2e_recon.train.validation import (
-    BEST_METRICS,
-    BestTracker,
-    Validator,
-    validation_plan,
     write_best,
 )
 
@@ -120,7 +104,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
                     init_run_dir(run_dir, cfg)
                     ckpt_io.remove_orphaned_temporaries(run_dir, run_dir / "checkpoints")
             distributed.barrier(info)
-            run = _prepare(cfg, run_dir, info, device)
+            run = prepare(cfg, run_dir, info, device)
             with reporting_write_errors(run_dir):  # stats, grids, snapshots, best.pt, log
                 if resume:
                     restore(run, ckpt_io.find_resume_checkpoint(run_dir))
@@ -131,112 +115,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
             distributed.teardown()
 
 
-def _prepare(
-    cfg: Config, run_dir: Path, info: distributed.DistInfo, device: torch.device
-) -> RunState:
-    """Load data, build networks and optimisers, seed every random stream."""
-    torch.manual_seed(cfg.train.seed + 1_000_003 * info.rank)  # dropout differs per rank
-    data = load_data(cfg)
-    resolved, colour_note = resolve_run_colour(cfg, data)
-    if colour_note and info.is_main:
-        get_logger().info(colour_note)
-    if resolved is not cfg and info.is_main:
-        with reporting_write_errors(run_dir):  # data.colour as trained, read by later stages
-            save_config(resolved, run_dir / "config.yaml")
-    cfg = resolved
-    advice = small_data_advice(cfg, len(data.voxels))
-    if advice and info.is_main:
-        get_logger().warning(advice)
-    nets = build_nets(cfg, int(data.voxels.shape[1]), device, info)
-    replaced = init_first_layer(nets.generator, data, cfg.model.first_layer_init, cfg.data.crop_px)
-    if replaced and info.is_main:
-        get_logger().info("first layer: %d rows from %s", replaced, cfg.model.first_layer_init)
-    batch_per_rank = distributed.per_rank_batch(cfg.train.batch_size, info)
-    # auto times this run's own step in fp32 and bf16 (on copies, RNG untouched).
-    precision = choose_run_precision(cfg, nets, batch_per_rank, device, info)
-    if info.is_main:
-        get_logger().info(precision.describe())
-    dtype = precision.dtype
-    layers = tuple(cfg.model.feature_layers)
-    settings = StepSettings(
-        cfg.data.crop_px,
-        layers,
-        device,
-        dtype,
-        cfg.model.input_dropout,
-        adversarial=uses_adversarial(cfg),
-    )
-    grid = None
-    if info.is_main and cfg.train.grid_every_iters > 0:
-        grid = GridPatterns.from_data(cfg, data)
-    validator = None
-    validating, notes = validation_plan(cfg, data.val)
-    if info.is_main:
-        for note in notes:
-            get_logger().warning(note)
-    if info.is_main and validating:
-        validator = Validator(data.val, cfg.data.crop_px, layers)
-    t = cfg.train
-    # The training set on the training device when it fits there (batches are cut there).
-    data_device, where = choose_data_device(training_set_bytes(data), device, cfg.data.placement)
-    if info.is_main:
-        get_logger().info(where)
-    sampler = make_sampler(
-        data, cfg.data.crop_px, t.presentation_average_k, t.presentation_average_prob,
-        data_device,
-    )  # fmt: skip
-    return RunState(
-        cfg=cfg,
-        run_dir=run_dir,
-        info=info,
-        nets=nets,
-        opt=build_optimisers(cfg, nets, device),
-        sampler=sampler,
-        norm=data.norm.to_dict(),
-        settings=settings,
-        grid=grid,
-        batch_per_rank=batch_per_rank,
-        sample_generator=torch.Generator().manual_seed(t.seed * 7919 + info.rank),
-        weights=_run_weights(cfg, data, nets, settings, info),
-        validator=validator,
-        order=_epoch_order(cfg, len(sampler)),
-        ema=GeneratorEMA(nets.generator, t.ema_decay) if t.ema_decay and info.is_main else None,
-        best=BestTracker(higher_is_better=BEST_METRICS[t.best_metric], min_delta=t.best_min_delta),
-        precision=precision.to_dict(),
-    )
-
-
-def _epoch_order(cfg: Config, n_samples: int) -> EpochOrder | None:
-    """The fixed shuffled order of ``data.sampling: epoch`` (None for ``random``)."""
-    if cfg.data.sampling != "epoch":
-        return None
-    return EpochOrder(n_samples, _ORDER_SEED + cfg.train.seed)
-
-
 def _output_generator(run: RunState) -> torch.nn.Module:
     """The generator that leaves training: the averaged one when ``train.ema_decay`` is on."""
     return run.ema.averaged if run.ema is not None else run.nets.generator
-
-
-def _run_weights(
-    cfg: Config, data: Any, nets: Nets, settings: StepSettings, info: distributed.DistInfo
-) -> LossWeights:
-    """The absolute loss weights; ``mean_image`` weighting measures the mean image first."""
-    if cfg.loss.weighting == "absolute":
-        return loss_weights(cfg)
-    comparator = nets.comparator if cfg.loss.feature_weight != 0.0 else None
-    terms = mean_image_terms(
-        data.images, cfg.data.crop_px, comparator, settings.feature_layers, settings.device,
-        settings.dtype,
-    )  # fmt: skip
-    weights = effective_weights(cfg, *terms)
-    if info.is_main:
-        get_logger().info(
-            "loss weights normalised by the mean image (image %.4g, feature %.4g): "
-            "image %.3g, feature %.3g, adversarial %.3g",
-            *terms, weights.image, weights.feature, weights.adversarial,
-        )  # fmt: skip
-    return weights
 
 
 def _run_loop(run: RunState) -> dict[str, Any]:
@@ -257,7 +138,9 @@ def _run_loop(run: RunState) -> dict[str, Any]:
         while run.iteration < cfg.train.iters:
             # 1. Sample a batch: this rank's share of the global batch.
             voxels, real = _batch(run)
-            # 2. One iteration: D step, then G step.
+            # 2. One iteration: D step, then G step (an adapted run's stage sets its rates).
+            if run.adapt is not None:
+                run.adapt.apply(run.opt, run.iteration)
             weights = weights_at(base_weights, run.iteration, cfg.loss.warmup_iters)
             try:
                 terms = training_step(

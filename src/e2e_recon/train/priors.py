@@ -112,18 +112,27 @@ def init_first_layer(generator: nn.Module, data: Any, method: str, crop_px: int)
     """
     if method == "random":
         return 0
-    layer = first_linear(generator)
-    width = layer.weight.shape[0]
+    return init_weight_rows(first_linear(generator).weight, data, method, crop_px)
+
+
+@torch.no_grad()
+def init_weight_rows(weight: torch.Tensor, data: Any, method: str, crop_px: int) -> int:
+    """:func:`init_first_layer` on a weight tensor ``(F, V)`` (a view is written through).
+
+    A shared generator's input layers are column blocks of one weight: each block is
+    initialised from its own subject's data.
+    """
+    width = weight.shape[0]
     voxels = np.asarray(data.voxels, dtype=np.float64)  # (N, V)
     if method == "ridge":
         directions = _ridge_directions(data, crop_px, width)
     else:
         directions = _principal_directions(voxels, width)
     rows = directions.shape[0]  # (r, V)
-    norms = layer.weight.norm(dim=1).mean()  # keep the random rows' scale
-    new = torch.from_numpy(directions).to(layer.weight)
+    norms = weight.norm(dim=1).mean()  # keep the random rows' scale
+    new = torch.from_numpy(directions).to(weight)
     new = new / new.norm(dim=1, keepdim=True).clamp(min=1e-12) * norms
-    layer.weight[:rows] = new
+    weight[:rows] = new
     return rows
 
 

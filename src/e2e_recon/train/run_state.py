@@ -39,7 +39,7 @@ class RunState:
     batch_per_rank: int
     sample_generator: torch.Generator
     weights: LossWeights  # absolute weights before warm-up
-    validator: Validator | None = None
+    validator: Validator | Any = None  # train.shared.SharedValidator for several subjects
     order: EpochOrder | None = None  # data.sampling: epoch
     ema: GeneratorEMA | None = None  # rank 0 only: the others never save or evaluate
     best: BestTracker = field(default_factory=BestTracker)
@@ -47,3 +47,4 @@ class RunState:
     iteration: int = 0
     early_stopped: bool = False
     precision: dict[str, Any] = field(default_factory=dict)  # PrecisionChoice.to_dict()
+    adapt: Any = None  # train.adapt.AdaptStages when adapting a source generator

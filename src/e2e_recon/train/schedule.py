@@ -81,6 +81,11 @@ class SolverSchedule:
             )
         self._apply()
 
+    def set_base_lr(self, group: int, lr: float) -> None:
+        """Set one parameter group's base rate (the milestones still scale it)."""
+        self.base_lrs[group] = float(lr)
+        self._apply()
+
     def _apply(self) -> None:
         scale = self.factor()
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):

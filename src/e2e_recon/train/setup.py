@@ -16,6 +16,7 @@ from e2e_recon.data.sampler import check_placement
 from e2e_recon.errors import ConfigError
 from e2e_recon.train.balance import BalanceThresholds
 from e2e_recon.train.losses import LossWeights, normalised_weights
+from e2e_recon.train.multi_config import check_adapt, check_shared
 from e2e_recon.train.priors import check_priors
 from e2e_recon.train.sampling import SAMPLING_MODES
 from e2e_recon.train.validation import check_best_metric
@@ -66,6 +67,8 @@ def check_supported(cfg: Config, warnings: bool = True) -> None:
     check_best_metric(t.best_metric)
     check_priors(cfg)
     check_colour(cfg.data.colour)
+    check_shared(cfg)
+    check_adapt(cfg)
 
 
 def val_image_count(cfg: Config) -> int:

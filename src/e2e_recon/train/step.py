@@ -250,22 +250,40 @@ def generator_step(
     }
 
 
-def build_nets(cfg: Config, n_voxels: int, device: torch.device, info: DistInfo) -> Nets:
+def build_nets(
+    cfg: Config,
+    n_voxels: int,
+    device: torch.device,
+    info: DistInfo,
+    subjects: dict[str, int] | None = None,
+) -> Nets:
     """Generator and discriminator (seeded He init), frozen comparator, and their wrappers.
 
     Transposed-convolution biases of the generator are frozen (learning-rate
     multiplier 0 in the published model). DDP wraps the passes that train a
     network; ``torch.compile`` wraps every pass when ``train.compile`` is set.
+    ``subjects`` (name -> voxel count) makes the generator a shared one
+    (:class:`~e2e_recon.nets.shared.StackedGenerator`); ``n_voxels`` is then their sum.
     """
     from e2e_recon.nets.discriminator import Discriminator
     from e2e_recon.nets.generator import Generator
+    from e2e_recon.nets.shared import StackedGenerator
 
     init = torch.Generator().manual_seed(cfg.train.seed)
     m = cfg.model
     colour = "grey" if cfg.data.colour == "grey" else "rgb"  # auto is resolved before this
-    generator = Generator(
-        n_voxels, m.fc_width, m.output_size_px, m.base_channels, m.leaky_slope, colour
-    )
+    arch = {
+        "fc_width": m.fc_width,
+        "output_size_px": m.output_size_px,
+        "base_channels": m.base_channels,
+        "leaky_slope": m.leaky_slope,
+        "colour": colour,
+    }
+    generator = (
+        Generator(n_voxels, **arch)  # type: ignore[arg-type]
+        if subjects is None
+        else StackedGenerator(list(subjects), list(subjects.values()), **arch)
+    )  # fmt: skip
     generator.reset_parameters(init)
     for module in generator.modules():
         if isinstance(module, nn.ConvTranspose2d) and module.bias is not None:
@@ -345,11 +363,19 @@ def build_optimisers(cfg: Config, nets: Nets, device: torch.device) -> Optimiser
     """
     t = cfg.train
     trainable = [p for p in nets.generator.parameters() if p.requires_grad]
-    first = next(m for m in nets.generator.modules() if isinstance(m, nn.Linear)).weight
+    layer = next(m for m in nets.generator.modules() if isinstance(m, nn.Linear))
+    first = layer.weight
+    decay = t.generator_weight_decay + cfg.model.first_layer_l2
     groups: list[dict[str, object]] = [
         {"params": [p for p in trainable if p is not first]},
-        {"params": [first], "weight_decay": t.generator_weight_decay + cfg.model.first_layer_l2},
+        {"params": [first], "weight_decay": decay},
     ]
+    if t.adapt_from:  # the new input layer (its rate is the one logged), then the source's
+        groups = [  # layers, whose rate train/adapt.py sets by stage (group 2)
+            {"params": [first], "weight_decay": decay},
+            {"params": [layer.bias]},
+            {"params": [p for p in trainable if p is not first and p is not layer.bias]},
+        ]
     fused = device.type in ("cpu", "cuda")  # one fused kernel per step instead of many
     opt_g = torch.optim.Adam(
         groups, lr=t.lr, betas=t.betas, weight_decay=t.generator_weight_decay, fused=fused

@@ -1,0 +1,162 @@
+"""Adapting a source generator to a new subject: what is kept, frozen and fine-tuned, the
+two starts of the new input layer, exact resume, and each kind of source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_multi_subject import adapt_config, derive_subject, make_multi_subject, shared_config
+from tiny_train_subject import tiny_config
+
+from e2e_recon.config import load_config, with_overrides
+from e2e_recon.errors import ConfigError
+from e2e_recon.nets.loading import load_generator
+from e2e_recon.nets.shared import shared_layers
+from e2e_recon.train import checkpoint as ckpt_io
+from e2e_recon.train.adapt import activation_fit, read_source, source_activations
+from e2e_recon.train.loop import train
+from e2e_recon.train.setup import load_data
+from e2e_recon.train.stats import read_stats
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Three source subjects, their shared run, and a new subject sub-04 (44 voxels)."""
+    root = tmp_path_factory.mktemp("experiment")
+    paths = make_multi_subject(root)
+    first = Path(paths["train"][0])  # type: ignore[index]
+    new = derive_subject(first, "sub-04", 44, seed=7, noise=0.3)
+    train(shared_config(paths), root / "shared")
+    return {**paths, "new": new, "source": root / "shared"}
+
+
+def _snapshot(run: Path, iteration: int) -> dict[str, torch.Tensor]:
+    ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / ckpt_io.snapshot_name(iteration))
+    return dict(ckpt["generator"])
+
+
+def _source_shared(source: Path) -> dict[str, torch.Tensor]:
+    return shared_layers(torch.load(source / "best.pt", weights_only=True)["state_dict"])
+
+
+def _adapt(experiment: dict[str, object], *extra: str) -> object:
+    return adapt_config(experiment["new"], experiment["images"], experiment["source"], *extra)  # type: ignore[arg-type]
+
+
+def test_frozen_then_fine_tuned(experiment: dict[str, object], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(_adapt(experiment, "train.adapt_finetune_lr_scale=0.5"), run)  # type: ignore[arg-type]
+    source = _source_shared(experiment["source"])  # type: ignore[arg-type]
+    frozen, tuned = _snapshot(run, 3), _snapshot(run, 6)
+    for name, value in source.items():
+        assert torch.equal(frozen[name], value), name  # 3 iterations frozen
+    changed = [n for n in source if n.endswith("weight") and not torch.equal(tuned[n], source[n])]
+    assert "defc6.weight" in changed and "deconv0.weight" in changed
+    rows = read_stats(run / "stats.jsonl")
+    assert {r["lr_g"] for r in rows} == {1e-3}  # the input layer's rate throughout
+    # The run's generator file names the new subject; the architecture is the source's
+    # (fc 64, 32 px), not the preset's (fc 512, 64 px).
+    payload = torch.load(run / "generator.pt", weights_only=True)
+    assert payload["arch"]["subjects"] == {"sub-04": 44}
+    generator = load_generator(run / "generator.pt")
+    assert (generator.fc_width, generator.output_size_px, generator.n_voxels) == (64, 32, 44)
+    assert getattr(generator, "subject", None) == "sub-04"
+
+
+def test_frozen_only_keeps_the_source_layers(experiment: dict[str, object], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(_adapt(experiment, "train.adapt_finetune_lr_scale=0"), run)  # type: ignore[arg-type]
+    source, last = _source_shared(experiment["source"]), _snapshot(run, 6)  # type: ignore[arg-type]
+    for name, value in source.items():
+        assert torch.equal(last[name], value), name
+    start = read_source(str(experiment["source"]))
+    assert not torch.equal(last["defc7.weight"][:, :1], torch.zeros(64, 1))
+    assert start.subjects == ["sub-01", "sub-02", "sub-03"]
+
+
+def test_activation_fit_maps_the_new_subject_onto_the_source_activations(
+    experiment: dict[str, object],
+) -> None:
+    cfg = _adapt(experiment, "train.adapt_init=activations")
+    source = read_source(str(experiment["source"]))
+    targets, ids = source_activations(source, cfg)  # type: ignore[arg-type]
+    assert targets.shape == (24, 64) and ids.size == 24  # every training image, the source width
+    data = load_data(cfg)  # type: ignore[arg-type]
+    weight, bias, note = activation_fit(source, data, cfg)  # type: ignore[arg-type]
+    assert weight.shape == (64, 44) and "36 samples" in note  # 18 images x 2, 6 held out
+    predicted = np.asarray(data.voxels) @ weight.numpy().T + bias.numpy()  # (N, 64)
+    rows = np.searchsorted(ids, np.asarray(data.stimulus_ids)[np.asarray(data.image_index)])
+    r = np.corrcoef(predicted.ravel(), targets[rows].ravel())[0, 1]
+    assert r > 0.6
+
+
+def test_activation_init_needs_a_shared_run(experiment: dict[str, object], tmp_path: Path) -> None:
+    generator_file = Path(experiment["source"]) / "generator.pt"  # type: ignore[arg-type]
+    cfg = with_overrides(
+        _adapt(experiment, "train.adapt_init=activations"),  # type: ignore[arg-type]
+        [f"train.adapt_from='{generator_file}'"],
+    )
+    with pytest.raises(ConfigError, match="needs a shared run folder"):
+        train(cfg, tmp_path / "run")
+
+
+def test_adapt_without_a_source_is_refused(experiment: dict[str, object], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--from"):
+        train(_adapt(experiment, "train.adapt_from=''"), tmp_path / "run")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_adaptation_equals_uninterrupted(
+    experiment: dict[str, object], tmp_path: Path
+) -> None:
+    cfg = _adapt(experiment, "train.iters=5", "train.adapt_freeze_iters=2",
+                 "train.adapt_finetune_lr_scale=0.5", "train.snapshot_every_iters=1")  # fmt: skip
+    train(cfg, tmp_path / "straight")  # type: ignore[arg-type]
+    train(with_overrides(cfg, ["train.iters=1"]), tmp_path / "split")  # type: ignore[arg-type]
+    train(cfg, tmp_path / "split", resume=True)  # type: ignore[arg-type]
+    for name, value in _snapshot(tmp_path / "straight", 5).items():
+        assert torch.equal(value, _snapshot(tmp_path / "split", 5)[name]), name
+
+
+def test_adapt_from_a_one_subject_run(subject: dict[str, Path], tmp_path: Path) -> None:
+    train(tiny_config(subject, "train.iters=2"), tmp_path / "source")
+    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2")
+    train(cfg, tmp_path / "run")
+    source = load_generator(tmp_path / "source" / "generator.pt")
+    adapted = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert torch.equal(adapted["generator"]["deconv0.weight"], source.deconv0.weight)
+
+
+def _caffe_fixtures() -> Path | None:
+    env = os.environ.get("E2E_CAFFE_FIXTURES")
+    folder = Path(env) if env else REPO_ROOT.parent / "shared" / "fixtures" / "caffe"
+    return folder if (folder / "generator_small.caffemodel").is_file() else None
+
+
+@pytest.mark.slow
+def test_adapt_from_a_released_caffe_generator(subject: dict[str, Path], tmp_path: Path) -> None:
+    """The fixture generator (64 voxels, fc 256, 256 px, published channels): its layers
+    after defc7 are kept frozen, a new 48-voxel input layer is trained in front of them."""
+    folder = _caffe_fixtures()
+    if folder is None:
+        pytest.skip("Caffe fixtures absent: set E2E_CAFFE_FIXTURES or provide ../shared/fixtures")
+    model = folder / "generator_small.caffemodel"
+    cfg = adapt_config(subject["train"], subject["images"], model, "train.batch_size=2",
+                       "train.iters=2",
+                       "train.adapt_finetune_lr_scale=0", "data.val_fraction=0",
+                       "train.val_every_iters=0", "train.early_stop_patience=0",
+                       "train.ema_decay=0")  # fmt: skip
+    train(cfg, tmp_path / "run")
+    trained = load_config(tmp_path / "run" / "config.yaml")  # the published geometry
+    assert (trained.data.image_size_px, trained.data.crop_px) == (248, 227)
+    released = load_generator(model)
+    adapted = load_generator(tmp_path / "run" / "generator.pt")
+    assert (adapted.n_voxels, adapted.fc_width, adapted.output_size_px) == (48, 256, 256)
+    for name in ("defc6.weight", "defc5.bias", "conv5_1.weight", "deconv0.weight"):
+        assert torch.equal(adapted.state_dict()[name], released.state_dict()[name]), name

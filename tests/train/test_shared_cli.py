@@ -1,0 +1,96 @@
+"""The command line of several subjects: shared training, adaptation, reconstruction and
+evaluation of one subject, on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_multi_subject import derive_subject, make_multi_subject
+from typer.testing import CliRunner
+
+from e2e_recon.cli import app
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow  # two trainings by the command line (about 15 s)
+TINY = [
+    "data.image_size_px=36", "data.crop_px=32", "data.val_fraction=0.25",
+    "model.fc_width=64", "model.output_size_px=32", "model.base_channels=16",
+    "model.comparator=random-caffenet", "model.feature_layers=[conv1]",
+    "train.batch_size=6", "train.iters=4", "train.val_every_iters=2", "train.grid_every_iters=0",
+    "train.device=cpu", "train.precision=fp32", "train.channels_last=false",
+]  # fmt: skip
+
+
+def _sets(*items: str) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A shared run of three subjects and sub-04 adapted from it, both by the command line."""
+    root = tmp_path_factory.mktemp("cli")
+    paths = make_multi_subject(root)
+    new = derive_subject(Path(paths["train"][0]), "sub-04", 44, seed=7, noise=0.3)  # type: ignore[index]
+    new_test = derive_subject(Path(paths["test"][0]), "sub-04", 44, seed=7, noise=0.3)  # type: ignore[index]
+    files = [arg for p in paths["train"] for arg in ("--train-fmri", str(p))]  # type: ignore[attr-defined]
+    args = ["train", "--config", "shared", *files, "--images", str(paths["images"]),
+            "--runs-dir", str(root / "runs"), *_sets(*TINY)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shared = root / "runs" / "00000-sub-01-sub-02-sub-03-shared"
+    assert (shared / "generator.pt").is_file()
+    args = ["train", "--config", "adapt", "--from", str(shared), "--train-fmri", str(new),
+            "--images", str(paths["images"]), "--runs-dir", str(root / "runs"),
+            *_sets(*TINY[:3], *TINY[6:], "train.adapt_freeze_iters=2")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    adapted = root / "runs" / "00001-sub-04-adapt"
+    assert (adapted / "generator.pt").is_file()
+    return {**paths, "root": root, "shared": shared, "adapted": adapted, "new_test": new_test}
+
+
+def test_reconstruct_and_evaluate_a_subject_of_a_shared_run(runs: dict[str, object]) -> None:
+    out = Path(runs["root"]) / "recon-sub-02"  # type: ignore[arg-type]
+    test = Path(runs["test"][1])  # type: ignore[index]
+    args = ["reconstruct", "--generator", str(runs["shared"]), "--test-fmri", str(test),
+            "--out", str(out), "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "index.csv").read_text().count("\n") == 9  # header + 8 test images
+    args = ["evaluate", "--recon", str(out), "--images", str(runs["images"]),
+            "--feature-net", "none", "--bootstrap", "10"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pixel" in json.dumps(json.loads((out / "metrics.json").read_text()))
+
+
+def test_a_subject_not_in_the_shared_run_is_one_line_naming_the_subjects(
+    runs: dict[str, object],
+) -> None:
+    args = ["reconstruct", "--generator", str(runs["shared"]), "--test-fmri",
+            str(runs["new_test"]), "--out", str(Path(runs["root"]) / "x"), "--device", "cpu"]  # type: ignore[arg-type]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "no input layer for subject 'sub-04'; it holds sub-01, sub-02, sub-03" in result.output
+
+
+def test_reconstruct_the_adapted_subject(runs: dict[str, object]) -> None:
+    out = Path(runs["root"]) / "recon-sub-04"  # type: ignore[arg-type]
+    args = ["reconstruct", "--generator", str(runs["adapted"]), "--test-fmri",
+            str(runs["new_test"]), "--out", str(out), "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "index.csv").is_file()
+
+
+def test_several_training_files_need_the_shared_preset(
+    runs: dict[str, object], tmp_path: Path
+) -> None:
+    files = [arg for p in runs["train"] for arg in ("--train-fmri", str(p))]  # type: ignore[attr-defined]
+    args = ["train", "--config", "small", *files, "--images", str(runs["images"]),
+            "--runs-dir", str(tmp_path)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--config shared" in result.output
+    assert not any(tmp_path.iterdir())
