@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from e2e_recon.cli import app
 from e2e_recon.data.bdata import BData
 from e2e_recon.data.labels import id_to_name
-from e2e_recon.errors import ConfigError
+from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.sim import experiment as experiment_module
 from e2e_recon.sim import simulate_subjects
 from e2e_recon.sim.catalog import describe_presets
@@ -197,6 +197,21 @@ def test_a_failure_leaves_nothing_behind(
     with pytest.raises(RuntimeError, match="disk full"):
         simulate_subjects(tmp_path / "exp", micro, 2, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_subjects", [1, 2])
+def test_overwrite_never_replaces_a_users_folder(n_subjects: int, tmp_path: Path) -> None:
+    """Both families, one subject or several: only a folder a simulation wrote is replaced."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(DataError, match=r"not a simulated subject.*delete it by hand"):
+        simulate_subjects(mine, "prf-tiny", n_subjects, seed=0, progress=False, overwrite=True)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    out = tmp_path / "exp"
+    simulate_subjects(out, "prf-tiny", n_subjects, seed=0, progress=False)
+    summary = simulate_subjects(out, "prf-tiny", n_subjects, seed=1, progress=False, overwrite=True)
+    assert summary["seed"] == 1
 
 
 @pytest.mark.parametrize("n", ["0", "-1", "100"])

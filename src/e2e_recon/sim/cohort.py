@@ -64,13 +64,20 @@ def check_snr(snr: float | None) -> None:
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
-    """The output folder must not exist, or be an empty folder (or ``overwrite``)."""
+    """The output folder must not exist, or be an empty folder; ``overwrite`` replaces
+    only a folder a simulation wrote (``truth/summary.json``), never a user's own."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder; choose another --out.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(
-            f"{out} already exists and is not empty; choose another --out or delete it."
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise DataError(
+                f"{out} already exists and is not empty; choose another --out or delete it."
+            )
+        if not (out / "truth" / "summary.json").is_file():  # only a simulated subject
+            raise DataError(
+                f"{out} is not a simulated subject (no truth/summary.json), so it is never "
+                "replaced; choose another --out or delete it by hand."
+            )
 
 
 def subject_names(n_subjects: int) -> list[str]:

@@ -24,11 +24,11 @@ import numpy as np
 from rich.progress import Progress
 
 from e2e_recon.data.bdata import BData
-from e2e_recon.errors import ConfigError, DataError
+from e2e_recon.errors import ConfigError
 from e2e_recon.sim import stimuli
 from e2e_recon.sim.brain import AREAS, BrainModel, build_brain, roi_masks
 from e2e_recon.sim.calibration import calibration_figures
-from e2e_recon.sim.cohort import building_folder
+from e2e_recon.sim.cohort import building_folder, check_out_dir, check_snr
 from e2e_recon.sim.features import compute_features, describe_features
 from e2e_recon.sim.presets import DEFAULT_SNR, SESSIONS, SimPreset, get_preset
 from e2e_recon.sim.trials import Schedule, make_schedule, signal_from_drive, simulate_trials
@@ -75,22 +75,10 @@ class SubjectDraw:
 
 
 def _check_arguments(out_dir: Path, subject: str, snr: float | None, overwrite: bool) -> None:
-    if snr is not None and not (np.isfinite(snr) and snr > 0):
-        raise ConfigError(f"--snr must be a positive number, got {snr!r}.")
+    check_snr(snr)
     if not subject or any(c in subject for c in "/\\ "):
         raise ConfigError(f"Subject name {subject!r} must be non-empty, without slashes or spaces.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir} exists and is not a folder; choose another --out.")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise DataError(
-                f"{out_dir} already exists and is not empty; choose another --out or delete it."
-            )
-        if not (out_dir / "truth" / "summary.json").is_file():  # only a simulated subject
-            raise DataError(
-                f"{out_dir} is not a simulated subject (no truth/summary.json), so it is never "
-                "replaced; choose another --out or delete it by hand."
-            )
+    check_out_dir(out_dir, overwrite)
 
 
 def make_stimuli(spec: SimPreset, seed: int, progress: Progress | None) -> dict:
