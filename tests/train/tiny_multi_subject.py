@@ -46,29 +46,36 @@ def make_multi_subject(
     return {"train": train, "test": test, "images": first["images"]}
 
 
+#: What shrinks both presets to seconds on a CPU: small images, a random CaffeNet comparator,
+#: batches of 6 for 6 iterations, a snapshot and a validation every few, strict fp32.
+SECONDS_ON_A_CPU = (
+    "data.image_size_px=36",
+    "data.crop_px=32",
+    "data.val_fraction=0.25",
+    "model.comparator=random-caffenet",
+    "model.feature_layers=[conv1]",
+    "train.batch_size=6",
+    "train.iters=6",
+    "train.snapshot_every_iters=3",
+    "train.log_every_iters=1",
+    "train.grid_every_iters=0",
+    "train.val_every_iters=2",
+    "train.device=cpu",
+    "train.precision=fp32",
+    "train.channels_last=false",
+)
+
+
 def shared_config(paths: dict[str, object], *extra: str) -> Config:
     """The shared preset shrunk to seconds on a CPU (tiny networks, a few iterations)."""
     files = ", ".join(f"'{p}'" for p in paths["train"])  # type: ignore[attr-defined]
     overrides = [
         f"data.train_fmri_subjects=[{files}]",
         f"data.images_dir='{paths['images']}'",
-        "data.image_size_px=36",
-        "data.crop_px=32",
+        *SECONDS_ON_A_CPU,
         "model.fc_width=64",
         "model.output_size_px=32",
         "model.base_channels=16",
-        "model.comparator=random-caffenet",
-        "model.feature_layers=[conv1]",
-        "train.batch_size=6",
-        "train.iters=6",
-        "train.snapshot_every_iters=3",
-        "train.log_every_iters=1",
-        "train.grid_every_iters=0",
-        "train.val_every_iters=2",
-        "train.device=cpu",
-        "train.precision=fp32",
-        "train.channels_last=false",
-        "data.val_fraction=0.25",
         *extra,
     ]
     return load_config("shared", overrides)
@@ -80,21 +87,8 @@ def adapt_config(train_fmri: Path, images: Path, source: Path | str, *extra: str
         f"data.train_fmri='{train_fmri}'",
         f"data.images_dir='{images}'",
         f"train.adapt_from='{source}'",
-        "data.image_size_px=36",
-        "data.crop_px=32",
-        "data.val_fraction=0.25",
-        "model.comparator=random-caffenet",
-        "model.feature_layers=[conv1]",
-        "train.batch_size=6",
-        "train.iters=6",
+        *SECONDS_ON_A_CPU,
         "train.adapt_freeze_iters=3",
-        "train.snapshot_every_iters=3",
-        "train.log_every_iters=1",
-        "train.grid_every_iters=0",
-        "train.val_every_iters=2",
-        "train.device=cpu",
-        "train.precision=fp32",
-        "train.channels_last=false",
         *extra,
     ]
     return load_config("adapt", overrides)
