@@ -78,3 +78,14 @@ def test_training_and_test_files_that_disagree_are_said_so(tmp_path: Path) -> No
     assert same.text == "sub-02 (from the training and test file names)"
     none = subject_statement({"subject": "sub-03", "train_fmri": "a.h5", "test_fmri": ["b.h5"]})
     assert none.text == "sub-03 (from config.yaml data.subject; no file name carries a subject)"
+
+
+def test_a_shared_run_names_its_subjects_without_a_disagreement_note() -> None:
+    """A shared run trains on several subjects' files and tests each of them."""
+    files = [f"/d/sub-0{k}_perceptionNaturalImageTraining_original_VC.h5" for k in (1, 2, 3)]
+    tests = [f.replace("Training", "Test") for f in files[:2]]
+    data = {"subject": "sub-01", "train_fmri": "", "train_fmri_subjects": files, "test_fmri": tests}
+    statement = subject_statement(data)
+    assert statement.subject == "sub-01, sub-02, sub-03" and statement.note is None
+    stranger = subject_statement({**data, "test_fmri": ["/d/sub-04_Test.h5"]})
+    assert stranger.note is not None and "sub-04" in stranger.note

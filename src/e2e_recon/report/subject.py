@@ -64,21 +64,25 @@ def subject_statement(data: Mapping[str, Any]) -> SubjectStatement:
     Parameters
     ----------
     data : mapping
-        The ``data`` section of the run's config (``train_fmri``, ``test_fmri``, ``subject``).
+        The ``data`` section of the run's config (``train_fmri``, ``train_fmri_subjects``
+        of a shared run, ``test_fmri``, ``subject``).
     """
-    train = subject_of_file(data.get("train_fmri"))
+    # A shared run lists one training file per subject in train_fmri_subjects.
+    train_files = [data.get("train_fmri"), *(data.get("train_fmri_subjects") or [])]
+    trains = sorted({s for s in (subject_of_file(f) for f in train_files) if s})
+    train = ", ".join(trains) or None
     tests_raw = data.get("test_fmri") or []
     tests_list: Sequence[Any] = [tests_raw] if isinstance(tests_raw, str) else tests_raw
     tests = sorted({s for s in (subject_of_file(t) for t in tests_list) if s})
     configured = str(data.get("subject") or "")
-    named = sorted({*tests, *([train] if train else [])})
+    named = sorted({*tests, *trains})
     if not named:
         return SubjectStatement(
             configured or "(not set)", "config.yaml data.subject; no file name carries a subject"
         )
     source = _source(train, tests)
     note = None
-    if len(named) > 1:
+    if len(named) > 1 and not (trains and set(tests) <= set(trains)):
         note = (
             f"the training file names {train or 'no subject'} and the test files "
             f"{', '.join(tests) or 'none'}: the generator was trained on one subject and "
