@@ -102,6 +102,11 @@ class TrainConfig:
     balance_stop_d_below: float = 0.1
     balance_resume_d_above: float = 0.5
     balance_stop_g_above: float = 10.0
+    # The adversarial term every k-th iteration only: the discriminator's step and its term in
+    # the generator's loss (weighted x k, so its mean over iterations is unchanged); in the
+    # other iterations the discriminator does not run and the balance rule keeps its state.
+    # 1 = every iteration (published).
+    adversarial_every_iters: int = 1
     snapshot_every_iters: int = 10_000  # and at the end or a stop (0 = only then)
     log_every_iters: int = 100
     grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)
