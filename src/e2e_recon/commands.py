@@ -134,11 +134,11 @@ def prepare_train(
 def _run_label(cfg: Config) -> str:
     """The subject part of a numbered run folder's name: every subject of a shared run, the
     new subject of an adapted one (from its file name unless --subject named it)."""
-    from e2e_recon.nets.shared import subject_from_path
+    from e2e_recon.data.home import subject_in_file_name
     from e2e_recon.train.multi_config import subject_files
 
     if cfg.model.shared:
         return "-".join(name for name, _ in subject_files(cfg))
     if cfg.train.adapt_from and not cfg.data.subjects:
-        return subject_from_path(cfg.data.train_fmri) or cfg.data.subject
+        return subject_in_file_name(cfg.data.train_fmri) or cfg.data.subject
     return cfg.data.subject

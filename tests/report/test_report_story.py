@@ -63,6 +63,8 @@ def test_subject_is_taken_from_the_files() -> None:
     assert statement.source.startswith("the test file names; the training file's name")
     assert statement.note is not None and "data.subject is sub-01" in statement.note
     assert subject_of_file("sub-4_x.h5") == "sub-04" and subject_of_file("subject.h5") is None
+    # One reading with training's: a label training accepts is stated as written.
+    assert subject_of_file("sub-ctrl7_x.h5") == "sub-ctrl7"
 
 
 def test_training_and_test_files_that_disagree_are_said_so(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import torch
 from tiny_multi_subject import make_multi_subject, shared_config
 
 from e2e_recon.config import load_config, with_overrides
+from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.errors import ConfigError, ModelFormatError
 from e2e_recon.nets.generator import Generator
 from e2e_recon.nets.loading import load_generator
-from e2e_recon.nets.shared import StackedGenerator, stacked_to_file, subject_from_path
+from e2e_recon.nets.shared import StackedGenerator, stacked_to_file
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.loop import train
 from e2e_recon.train.shared import SharedData, SubjectMixSampler
@@ -159,8 +160,10 @@ def test_proportional_mix_follows_the_sample_counts() -> None:
 def test_subject_names_come_from_file_names_or_are_refused(
     subjects: dict[str, object], tmp_path: Path
 ) -> None:
-    assert subject_from_path("/x/sub-02_perceptionNaturalImageTraining_original_VC.h5") == "sub-02"
-    assert subject_from_path("training.h5") is None
+    path = "/x/sub-02_perceptionNaturalImageTraining_original_VC.h5"
+    assert subject_in_file_name(path) == "sub-02"
+    assert subject_in_file_name("training.h5") is None
+    assert subject_in_file_name("sub-1_x.h5") == "sub-1"  # as written: layer names stay
     files = ", ".join(f"'{p}'" for p in subjects["train"])  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="--config shared"):
         train(load_config("small", [f"data.train_fmri_subjects=[{files}]"]), tmp_path / "a")

@@ -69,6 +69,8 @@ ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 IMAGE_CACHE_DIR = Path("cache") / "images"
 
 _SUBJECT_PATTERN = re.compile(r"^(?:sub-?)?0*(\d{1,2})$", re.IGNORECASE)
+#: ``sub-01_perceptionNaturalImageTraining_original_VC.h5`` -> ``sub-01`` (BIDS: sub-<label>).
+_FILE_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)(?:_|\.|$)")
 
 
 def data_home(dest: str | os.PathLike[str] | None = None) -> Path:
@@ -102,6 +104,20 @@ def image_cache_dir(home: str | os.PathLike[str] | None = None) -> Path:
     ``data.cache_dir`` overrides it.
     """
     return data_home(home) / IMAGE_CACHE_DIR
+
+
+def subject_in_file_name(path: str | Path | None) -> str | None:
+    """The subject a file name starts with, as written (``sub-01`` of ``sub-01_...h5``), or None.
+
+    The one reading of a subject from a file name: training names a shared generator's input
+    layers with it, ``reconstruct`` picks a layer with it and the report states it. The label
+    is kept as written (``sub-1`` stays ``sub-1``), so that the layers of a generator file
+    keep their names; :func:`normalize_subject` gives the canonical ``sub-0N`` of a numbered one.
+    """
+    if not path:
+        return None
+    match = _FILE_SUBJECT.match(Path(str(path)).name)
+    return match.group(1) if match else None
 
 
 def normalize_subject(subject: str) -> str:

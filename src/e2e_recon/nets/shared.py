@@ -22,9 +22,7 @@ Two forms:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,18 +30,10 @@ import torch
 from e2e_recon.errors import ConfigError, ModelFormatError
 from e2e_recon.nets.generator import Generator
 
-#: ``sub-01_perceptionNaturalImageTraining_original_VC.h5`` -> ``sub-01``.
-_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)(?:_|\.|$)")
 #: Key prefix of the subjects' input layers in a generator file.
 INPUT_PREFIX = "inputs."
 #: The subject's own layer; every other parametrised layer is shared.
 INPUT_LAYER = "defc7"
-
-
-def subject_from_path(path: str | Path) -> str | None:
-    """The subject named by a BData file name (``sub-01_...``), or None."""
-    match = _SUBJECT.match(Path(path).name)
-    return match.group(1) if match else None
 
 
 def is_shared_arch(arch: Mapping[str, Any]) -> bool:

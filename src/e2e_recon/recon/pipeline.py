@@ -192,9 +192,9 @@ def test_subject(test_files: Sequence[Path], subject: str | None) -> str | None:
     """
     if subject:
         return subject
-    from e2e_recon.nets.shared import subject_from_path
+    from e2e_recon.data.home import subject_in_file_name
 
-    named = {s for p in test_files if (s := subject_from_path(p))}
+    named = {s for p in test_files if (s := subject_in_file_name(p))}
     if len(named) > 1:
         raise DataError(
             f"the test files belong to subjects {', '.join(sorted(named))}: reconstruct one "

@@ -8,16 +8,13 @@ said so, beside the subject.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e_recon.data.home import normalize_subject
+from e2e_recon.data.home import normalize_subject, subject_in_file_name
 from e2e_recon.errors import DataError
-
-_FILE_SUBJECT = re.compile(r"^(sub-?\d{1,2})(?=[_.-])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -46,16 +43,17 @@ class SubjectStatement:
 
 
 def subject_of_file(path: str | Path | None) -> str | None:
-    """``sub-0N`` from a file name that starts with it (``sub-04_perception...h5``), else None."""
-    if not path:
-        return None
-    match = _FILE_SUBJECT.match(Path(str(path)).name)
-    if match is None:
+    """The subject a file name starts with (:func:`subject_in_file_name`), ``sub-0N`` if numbered.
+
+    ``sub-4_...h5`` and ``sub-04_...h5`` both read ``sub-04``; another label as written.
+    """
+    name = subject_in_file_name(path)
+    if name is None:
         return None
     try:
-        return normalize_subject(match.group(1))
+        return normalize_subject(name)
     except DataError:
-        return None
+        return name
 
 
 def subject_statement(data: Mapping[str, Any]) -> SubjectStatement:

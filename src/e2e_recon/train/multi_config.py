@@ -7,8 +7,8 @@ checks every setting before a run starts without importing the modules that load
 from __future__ import annotations
 
 from e2e_recon.config import Config
+from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.errors import ConfigError
-from e2e_recon.nets.shared import subject_from_path
 
 ADAPT_INITS = ("ridge", "activations")
 SUBJECT_MIXES = ("equal", "proportional")
@@ -35,7 +35,7 @@ def subject_files(cfg: Config) -> list[tuple[str, str]]:
             f"data.subjects names {len(d.subjects)} subject(s) for {len(files)} training "
             "file(s): give one --subject per --train-fmri, in order"
         )
-    names: list[str | None] = list(d.subjects) or [subject_from_path(f) for f in files]
+    names: list[str | None] = list(d.subjects) or [subject_in_file_name(f) for f in files]
     for name, path in zip(names, files, strict=True):
         if not name:
             raise ConfigError(

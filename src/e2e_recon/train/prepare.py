@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from e2e_recon.config import Config, save_config
+from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.data.sampler import choose_data_device, training_set_bytes
 from e2e_recon.fileio import reporting_write_errors
-from e2e_recon.nets.shared import subject_from_path
 from e2e_recon.runs import get_logger
 from e2e_recon.train import distributed
 from e2e_recon.train.adapt import AdaptStages, adapted_config, init_adapted, read_source
@@ -145,7 +145,7 @@ def _generator_inputs(
     if not adapting:
         return n_voxels, None
     d = cfg.data
-    name = d.subjects[0] if d.subjects else subject_from_path(d.train_fmri) or d.subject
+    name = d.subjects[0] if d.subjects else subject_in_file_name(d.train_fmri) or d.subject
     return n_voxels, {name: n_voxels}
 
 
