@@ -107,6 +107,8 @@ class TrainConfig:
     # other iterations the discriminator does not run and the balance rule keeps its state.
     # 1 = every iteration (published).
     adversarial_every_iters: int = 1
+    # Likewise the feature term (the comparator's two passes), weighted x k where it runs.
+    feature_every_iters: int = 1
     snapshot_every_iters: int = 10_000  # and at the end or a stop (0 = only then)
     log_every_iters: int = 100
     grid_every_iters: int = 10_000  # save a grid of current reconstructions (0 = never)

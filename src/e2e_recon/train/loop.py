@@ -33,7 +33,7 @@ from e2e_recon.runs import get_logger, init_run_dir
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train import distributed
 from e2e_recon.train.balance import balance_ratio, update_balance
-from e2e_recon.train.losses import adversarial_due, weights_at, with_adversarial_every
+from e2e_recon.train.losses import weights_at
 from e2e_recon.train.prepare import prepare
 from e2e_recon.train.resume import restore, snapshot
 from e2e_recon.train.run_state import RunState
@@ -49,6 +49,7 @@ from e2e_recon.train.step import (
     training_step,
 )
 from e2e_recon.train.stopping import stop_requests
+from e2e_recon.train.term_schedule import LastMeasured, TermSchedule
 from e2e_recon.train.validation import (
     write_best,
 )
@@ -56,7 +57,6 @@ from e2e_recon.train.validation import (
 #: Added to the run's seed for the epoch order's own random stream.
 _ORDER_SEED = 104_729
 _LOGGED = ("loss_g", "loss_d", "image", "feature", "adversarial", "d_real", "d_fake")
-_ADVERSARIAL_LOGGED = ("adversarial", "d_real", "d_fake", "loss_d")
 __all__ = ["check_supported", "load_data", "loss_weights", "thresholds", "train"]
 
 
@@ -135,8 +135,8 @@ def _run_loop(run: RunState) -> dict[str, Any]:
             run.info.world_size, start, cfg.train.iters,
         )  # fmt: skip
     recorder = Recorder(run.run_dir, cfg.train.iters, start, enabled=run.info.is_main)
+    schedule, measured = TermSchedule.from_config(cfg), LastMeasured()
     skip_adversarial = replace_fields(run.settings, adversarial=False)
-    adversarial_losses: dict[str, float] = {}
     early = out_of_time = False
     with recorder, stop_requests() as stop:
         while run.iteration < cfg.train.iters:
@@ -145,11 +145,10 @@ def _run_loop(run: RunState) -> dict[str, Any]:
             # 2. One iteration: D step, then G step (an adapted run's stage sets its rates).
             if run.adapt is not None:
                 run.adapt.apply(run.opt, run.iteration)
+            # The adversarial and feature terms may run every k-th iteration only.
             weights = weights_at(base_weights, run.iteration, cfg.loss.warmup_iters)
-            every = cfg.train.adversarial_every_iters
-            adversarial = run.settings.adversarial and adversarial_due(run.iteration, every)
-            if adversarial:
-                weights = with_adversarial_every(weights, every)
+            weights = schedule.weights(weights, run.iteration)
+            adversarial = run.settings.adversarial and schedule.adversarial_due(run.iteration)
             settings = run.settings if adversarial else skip_adversarial
             try:
                 terms = training_step(
@@ -160,14 +159,12 @@ def _run_loop(run: RunState) -> dict[str, Any]:
             if run.ema is not None:
                 run.ema.update(run.nets.generator)
             # 3. Balance rule on rank-averaged unweighted losses (also the stop flag); an
-            #    iteration without the adversarial term keeps the state and logs the last
-            #    adversarial losses measured.
+            #    iteration without the adversarial term keeps the state. Terms left out
+            #    are logged with their last measured values.
             out_of_time = 0 < cfg.train.max_minutes * 60 < time.perf_counter() - started
             last, stopping = _reduce_terms(run, terms, stop.is_set() or out_of_time)
-            if adversarial:
-                adversarial_losses = {k: last[k] for k in _ADVERSARIAL_LOGGED}
-            elif adversarial_losses:
-                last |= adversarial_losses
+            feature = schedule.feature_due(run.iteration)
+            last = measured.fill(last, adversarial=adversarial, feature=feature)
             ratio = balance_ratio(last["d_real"], last["d_fake"], last["adversarial"])
             state_used = run.balance
             if adversarial or not run.settings.adversarial:

@@ -123,22 +123,6 @@ def weights_at(base: LossWeights, iteration: int, warmup_iters: int) -> LossWeig
     return LossWeights(base.image, base.feature * ramp, base.adversarial * ramp)
 
 
-def adversarial_due(iteration: int, every: int) -> bool:
-    """Whether ``iteration`` runs the adversarial term (``train.adversarial_every_iters``)."""
-    return iteration % max(every, 1) == 0
-
-
-def with_adversarial_every(weights: LossWeights, every: int) -> LossWeights:
-    """Weights for an iteration that runs the adversarial term once every ``every`` iterations.
-
-    The adversarial weight is multiplied by ``every`` so that the term's mean weight over
-    iterations is the configured one; ``every == 1`` returns ``weights`` unchanged.
-    """
-    if every <= 1:
-        return weights
-    return LossWeights(weights.image, weights.feature, weights.adversarial * every)
-
-
 #: The image-loss weight of the published recipe (Caffe convention).
 PUBLISHED_IMAGE_WEIGHT = 2e-6
 

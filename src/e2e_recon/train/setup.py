@@ -41,11 +41,12 @@ def check_supported(cfg: Config, warnings: bool = True) -> None:
         raise ConfigError(
             f"train.presentation_average_prob={t.presentation_average_prob}; use 0 to 1"
         )
-    if t.adversarial_every_iters < 1:
-        raise ConfigError(
-            f"train.adversarial_every_iters={t.adversarial_every_iters}; use 1 (every "
-            "iteration, as published) or more (the adversarial term every k-th iteration)"
-        )
+    for key in ("adversarial_every_iters", "feature_every_iters"):
+        if getattr(t, key) < 1:
+            raise ConfigError(
+                f"train.{key}={getattr(t, key)}; use 1 (every iteration, as published) or "
+                "more (the term every k-th iteration)"
+            )
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(
             f"train.ema_decay={t.ema_decay}; use 0 (off) or a decay below 1, e.g. 0.999"
