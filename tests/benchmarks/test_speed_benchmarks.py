@@ -38,3 +38,14 @@ def test_train_step_demo_preset_counts_flops() -> None:
     assert result["preset"] == "demo" and result["crop_px"] == 64 and result["batch"] == 2
     assert result["ms_per_iter"] > 0 and result["gflop_per_iter"] > 0
     assert "avx512_bf16" in result and result["cpu_model"]
+
+
+def test_term_schedule_speed_skips_the_terms_not_due() -> None:
+    result = _run(
+        "term_schedule_speed.py", "--schedules", "1/1,2/2", "--batch", "2", "--rounds", "1"
+    )
+    every, half = result["schedules"]
+    assert every["ratio"] == 1.0 and half["ms_per_iter"] > 0
+    # Every other iteration without the discriminator and the comparator: fewer FLOPs.
+    assert 0 < half["gflop_per_iter"] < 0.75 * every["gflop_per_iter"]
+    assert result["cpu_model"] and result["iterations_per_round"] == 2
