@@ -2,12 +2,13 @@
 
 For each test set (natural, shapes, letters) and figure (pixel identification, PixCorr,
 SSIM, Lite2 stage3 and head identification), the candidate run's mean and whether it lies
-inside the reference run's 95% bootstrap interval; also both runs' wall time and peak
-memory from their ``summary.json``. Both runs should be of the same seed (the same
-simulated subject): the intervals are over that subject's test images.
+inside the reference run's 95% bootstrap interval or below it (a loss); also both runs'
+wall time and peak memory from their ``summary.json``. Both runs should be of the same seed
+(the same simulated subject): the intervals are over that subject's test images.
 
 Usage: .venv/bin/python benchmarks/demo_compare.py REFERENCE_RUN CANDIDATE_RUN
-Prints one JSON object; ``all_inside`` is true when every candidate figure is inside.
+Prints one JSON object; ``all_inside`` is true when every candidate figure is inside,
+``none_below`` when none is below.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def compare(reference: dict[str, Any], candidate: dict[str, Any]) -> dict[str, A
         rows = {}
         for figure, path in FIGURES.items():
             ref, new = _figure(ref_scores, path), _figure(new_scores, path)
-            inside = ref["ci_low"] <= new["mean"] <= ref["ci_high"]
             rows[figure] = {
                 "reference": round(ref["mean"], 3),
                 "interval": [round(ref["ci_low"], 3), round(ref["ci_high"], 3)],
                 "candidate": round(new["mean"], 3),
-                "inside": inside,
+                "inside": ref["ci_low"] <= new["mean"] <= ref["ci_high"],
+                "below": new["mean"] < ref["ci_low"],
             }
         out[name] = rows
     return out
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"the runs are of seeds {runs[0].get('seed')} and {runs[1].get('seed')}")
     sets = compare(*runs)
     inside = [row["inside"] for rows in sets.values() for row in rows.values()]
+    below = [f"{name} {figure}" for name, rows in sets.items() for figure, row in rows.items()
+             if row["below"]]  # fmt: skip
     print(json.dumps({
         "seed": runs[0].get("seed"),
         "wall_s": [r.get("wall_s") for r in runs],
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         "sets": sets,
         "inside": f"{sum(inside)} of {len(inside)}",
         "all_inside": all(inside),
+        "below": below,
+        "none_below": not below,
     }, indent=1))  # fmt: skip
 
 

@@ -50,10 +50,15 @@ def test_each_figure_is_checked_against_the_reference_interval(
     assert near["all_inside"] and near["inside"] == "15 of 15"
     assert near["sets"]["shapes"]["ssim"] == {
         "reference": 0.5, "interval": [0.48, 0.52], "candidate": 0.515, "inside": True,
+        "below": False,
     }  # fmt: skip
     demo_compare.main([str(reference), str(_summary(tmp_path / "far", 0, -0.03))])
     far = json.loads(capsys.readouterr().out)
-    assert not far["all_inside"] and far["inside"] == "0 of 15"
+    assert not far["all_inside"] and far["inside"] == "0 of 15" and not far["none_below"]
+    assert "shapes pixel_identification" in far["below"] and len(far["below"]) == 15
+    demo_compare.main([str(reference), str(_summary(tmp_path / "better", 0, 0.05))])
+    better = json.loads(capsys.readouterr().out)
+    assert better["inside"] == "0 of 15" and better["none_below"]
 
 
 def test_runs_of_different_seeds_are_refused(demo_compare: ModuleType, tmp_path: Path) -> None:
