@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_compare.py"
+from load_benchmark import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def demo_compare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo_compare_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_compare_benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("demo_compare.py")
 
 
 def _score(mean: float) -> dict[str, float]:

@@ -7,25 +7,16 @@ the arithmetic that turns per-image scores into its verdict from breaking unnoti
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer.py"
+from load_benchmark import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def transfer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("transfer_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["transfer_benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("transfer.py")
 
 
 def _pool(rng: np.random.Generator, offsets: dict[str, float], n: int = 60) -> dict:
