@@ -114,6 +114,20 @@ def test_comparator_runs_only_in_due_iterations(
     assert rows[1]["feature"] == rows[0]["feature"] > 0  # iteration 1 logs iteration 0's
 
 
+def test_without_the_image_loss_an_iteration_with_no_term_due_leaves_g_alone(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = tiny_config(
+        subject, "train.iters=4", "loss.image_weight=0", "train.adversarial_every_iters=2",
+        "train.feature_every_iters=2",
+    )  # fmt: skip
+    train(cfg, tmp_path / "run")  # iterations 1 and 3 have no term: no backward, no step
+    ckpt = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert {int(s["step"]) for s in ckpt["optimizer_g"]["state"].values()} == {2}
+    rows = read_stats(tmp_path / "run" / "stats.jsonl")
+    assert [r["train_g"] for r in rows] == [True, False, True, False]
+
+
 @pytest.mark.parametrize("key", ["adversarial_every_iters", "feature_every_iters"])
 def test_zero_is_refused_by_name(subject: dict[str, Path], tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"train\.{key}=0"):

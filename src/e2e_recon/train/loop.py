@@ -49,7 +49,7 @@ from e2e_recon.train.step import (
     training_step,
 )
 from e2e_recon.train.stopping import stop_requests
-from e2e_recon.train.term_schedule import LastMeasured, TermSchedule
+from e2e_recon.train.term_schedule import LastMeasured, TermSchedule, has_a_term
 from e2e_recon.train.validation import (
     write_best,
 )
@@ -150,10 +150,12 @@ def _run_loop(run: RunState) -> dict[str, Any]:
             weights = schedule.weights(weights, run.iteration)
             adversarial = run.settings.adversarial and schedule.adversarial_due(run.iteration)
             settings = run.settings if adversarial else skip_adversarial
+            # With the image loss off, an iteration may have no term due: G does not step.
+            used = run.balance
+            if not has_a_term(weights):
+                used = replace_fields(run.balance, train_g=False)
             try:
-                terms = training_step(
-                    run.nets, run.opt, voxels, real, run.balance, weights, settings
-                )
+                terms = training_step(run.nets, run.opt, voxels, real, used, weights, settings)
             except NonFiniteLoss as exc:
                 _fail_non_finite(run, exc.name, exc.value)
             if run.ema is not None:
@@ -166,7 +168,7 @@ def _run_loop(run: RunState) -> dict[str, Any]:
             feature = schedule.feature_due(run.iteration)
             last = measured.fill(last, adversarial=adversarial, feature=feature)
             ratio = balance_ratio(last["d_real"], last["d_fake"], last["adversarial"])
-            state_used = run.balance
+            state_used = used
             if adversarial or not run.settings.adversarial:
                 run.balance = update_balance(run.balance, ratio, limits)
             # 4. Learning-rate schedules: each counts its own network's updates (Caffe

@@ -60,6 +60,15 @@ class TermSchedule:
         )
 
 
+def has_a_term(weights: LossWeights) -> bool:
+    """Whether the generator has anything to learn from in an iteration with these weights.
+
+    Only with the image loss switched off (an ablation) can an iteration have no term due;
+    the generator then does not step in it.
+    """
+    return weights.image != 0.0 or weights.feature != 0.0 or weights.adversarial != 0.0
+
+
 @dataclass
 class LastMeasured:
     """The last measured values of the terms an iteration left out, for its log row.
