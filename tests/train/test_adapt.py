@@ -18,6 +18,7 @@ from e2e_recon.nets.loading import load_generator
 from e2e_recon.nets.shared import shared_layers
 from e2e_recon.train import checkpoint as ckpt_io
 from e2e_recon.train.adapt import activation_fit, read_source, source_activations
+from e2e_recon.train.encoding_init import encoding_fit
 from e2e_recon.train.loop import train
 from e2e_recon.train.setup import load_data
 from e2e_recon.train.stats import read_stats
@@ -96,10 +97,35 @@ def test_activation_fit_maps_the_new_subject_onto_the_source_activations(
     assert r > 0.6
 
 
-def test_activation_init_needs_a_shared_run(experiment: dict[str, object], tmp_path: Path) -> None:
+def test_encoding_fit_inverts_a_forward_model_of_the_new_subject(
+    experiment: dict[str, object],
+) -> None:
+    cfg = _adapt(experiment, "train.adapt_init=encoding")
+    source = read_source(str(experiment["source"]))
+    data = load_data(cfg)  # type: ignore[arg-type]
+    weight, bias, note = encoding_fit(source, data, cfg)  # type: ignore[arg-type]
+    # 36 samples (18 images x 2): 18 components, half the samples
+    assert weight.shape == (64, 44) and "18-component" in note and "36 samples" in note
+    targets, ids = source_activations(source, cfg)  # type: ignore[arg-type]
+    decoded = np.asarray(data.voxels) @ weight.numpy().T + bias.numpy()  # (N, 64)
+    rows = np.searchsorted(ids, np.asarray(data.stimulus_ids)[np.asarray(data.image_index)])
+    r = np.corrcoef(decoded.ravel(), targets[rows].ravel())[0, 1]
+    assert r > 0.6
+
+
+def test_encoding_init_trains(experiment: dict[str, object], tmp_path: Path) -> None:
+    train(_adapt(experiment, "train.adapt_init=encoding"), tmp_path / "run")  # type: ignore[arg-type]
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "inverse of a 18-component encoding model fitted on 36 samples" in log
+
+
+@pytest.mark.parametrize("start", ["activations", "encoding"])
+def test_fitted_starts_need_a_shared_run(
+    experiment: dict[str, object], tmp_path: Path, start: str
+) -> None:
     generator_file = Path(experiment["source"]) / "generator.pt"  # type: ignore[arg-type]
     cfg = with_overrides(
-        _adapt(experiment, "train.adapt_init=activations"),  # type: ignore[arg-type]
+        _adapt(experiment, f"train.adapt_init={start}"),  # type: ignore[arg-type]
         [f"train.adapt_from='{generator_file}'"],
     )
     with pytest.raises(ConfigError, match="needs a shared run folder"):

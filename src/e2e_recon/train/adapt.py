@@ -13,7 +13,9 @@ it. The new subject gets an input layer of its own, started
 - ``activations``: fitted by ridge regression from the new subject's voxels to the
   shared layers' input for the same images, the mean over the source subjects of their
   input layers' outputs (pre-activation) for those images. This needs a shared run as
-  the source, its training files and images at hand, and images both have seen.
+  the source, its training files and images at hand, and images both have seen;
+- ``encoding``: the inverse of a forward model from that shared code to each of the new
+  subject's voxels (``train/encoding_init.py``); the same needs as ``activations``.
 
 Training then runs in two stages (:class:`AdaptStages`): the source's layers frozen for
 ``train.adapt_freeze_iters`` iterations (their learning rate 0: the gradient still flows
@@ -36,6 +38,7 @@ from torch import nn
 from e2e_recon.config import Config, load_config
 from e2e_recon.errors import ConfigError, DataError, ModelFormatError
 from e2e_recon.nets.shared import INPUT_PREFIX, is_shared_arch, shared_layers, single_to_file
+from e2e_recon.train.encoding_init import encoding_fit
 from e2e_recon.train.priors import first_linear, init_first_layer
 from e2e_recon.train.step import Optimisers
 
@@ -132,8 +135,9 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
         raise ModelFormatError(f"{source.path}: the source generator lacks {missing[0]}")
     generator.load_state_dict({**own, **shared}, strict=True)
     layer = first_linear(generator)
-    if cfg.train.adapt_init == "activations":
-        weight, bias, note = activation_fit(source, data, cfg)
+    if cfg.train.adapt_init in ("activations", "encoding"):
+        fit = activation_fit if cfg.train.adapt_init == "activations" else encoding_fit
+        weight, bias, note = fit(source, data, cfg)
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)
         return note
@@ -143,12 +147,13 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
     return f"input layer: {rows} rows from the ridge decoder, bias of the source's input layers"
 
 
-def activation_fit(
+def matched_samples(
     source: AdaptSource, data: Any, cfg: Config
-) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Ridge from the new subject's voxels to the source subjects' mean input activations.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The new subject's samples of images the source subjects saw, with their shared code.
 
-    Returns the weight ``(F, V)``, the bias ``(F,)`` and a one-line note.
+    Returns the voxels ``(n, V)``, the source subjects' mean input activations of each
+    sample's image ``(n, F)`` and those of every source image ``(M, F)``.
     """
     targets, ids = source_activations(source, cfg)  # (M, F), (M,)
     lookup = {float(i): k for k, i in enumerate(ids)}
@@ -156,12 +161,23 @@ def activation_fit(
     rows = np.array([float(i) in lookup for i in image_ids])
     if rows.sum() < 2:
         raise DataError(
-            "train.adapt_init=activations needs images that the source subjects saw too; "
-            f"none of the new subject's training images is among {source.run_dir}'s: use "
-            "train.adapt_init=ridge"
+            f"train.adapt_init={cfg.train.adapt_init} needs images that the source subjects "
+            f"saw too; none of the new subject's training images is among "
+            f"{source.run_dir}'s: use train.adapt_init=ridge"
         )
     x = np.asarray(data.voxels, dtype=np.float64)[rows]  # (n, V)
     y = targets[[lookup[float(i)] for i in image_ids[rows]]]  # (n, F)
+    return x, y, targets
+
+
+def activation_fit(
+    source: AdaptSource, data: Any, cfg: Config
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Ridge from the new subject's voxels to the source subjects' mean input activations.
+
+    Returns the weight ``(F, V)``, the bias ``(F,)`` and a one-line note.
+    """
+    x, y, _ = matched_samples(source, data, cfg)  # (n, V), (n, F)
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
     gram = xc @ xc.T  # (n, n): the dual form, n samples << V voxels
@@ -169,7 +185,7 @@ def activation_fit(
     dual = np.linalg.solve(gram + alpha * np.eye(len(x)), yc)  # (n, F)
     weight = (xc.T @ dual).T  # (F, V)
     bias = y_mean - weight @ x_mean  # (F,)
-    note = f"input layer: ridge fit to the source's input activations on {int(rows.sum())} samples"
+    note = f"input layer: ridge fit to the source's input activations on {len(x)} samples"
     return torch.from_numpy(weight).float(), torch.from_numpy(bias).float(), note
 
 
@@ -182,14 +198,14 @@ def source_activations(source: AdaptSource, cfg: Config) -> tuple[np.ndarray, np
 
     if source.run_dir is None or not (source.run_dir / "config.yaml").is_file():
         raise ConfigError(
-            "train.adapt_init=activations needs a shared run folder as --from (its training "
-            "files give the source subjects' responses); use train.adapt_init=ridge"
+            f"train.adapt_init={cfg.train.adapt_init} needs a shared run folder as --from (its "
+            "training files give the source subjects' responses); use train.adapt_init=ridge"
         )
     source_cfg = load_config(source.run_dir / "config.yaml")
     if not source_cfg.model.shared:
         raise ConfigError(
-            f"{source.run_dir} is a one-subject run: train.adapt_init=activations needs a "
-            "shared run; use train.adapt_init=ridge"
+            f"{source.run_dir} is a one-subject run: train.adapt_init={cfg.train.adapt_init} "
+            "needs a shared run; use train.adapt_init=ridge"
         )
     shared = load_shared_data(replace(source_cfg, data=replace(source_cfg.data, val_images=0,
                                                               val_fraction=0.0)))  # fmt: skip
