@@ -127,7 +127,7 @@ class TrainConfig:
     # Adapting a source generator to a new subject (--from): a shared or one-subject run
     # folder, or a generator file (.pt, .caffemodel); its layers after the first are kept
     adapt_from: str = ""
-    # the new input layer: ridge (as first_layer_init) | activations | encoding
+    # the new input layer: ridge (as first_layer_init) | activations | encoding | auto
     adapt_init: str = "ridge"
     adapt_freeze_iters: int = 0  # iterations with the source's layers frozen
     # then those layers train at train.lr x this (0: frozen for the whole run)

@@ -113,8 +113,10 @@ def test_encoding_fit_inverts_a_forward_model_of_the_new_subject(
     assert r > 0.6
 
 
-def test_encoding_init_trains(experiment: dict[str, object], tmp_path: Path) -> None:
-    train(_adapt(experiment, "train.adapt_init=encoding"), tmp_path / "run")  # type: ignore[arg-type]
+@pytest.mark.parametrize("start", ["encoding", "auto"])
+def test_encoding_init_trains(experiment: dict[str, object], tmp_path: Path, start: str) -> None:
+    """From a shared run, ``auto`` is the encoding start."""
+    train(_adapt(experiment, f"train.adapt_init={start}"), tmp_path / "run")  # type: ignore[arg-type]
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "inverse of a 18-component encoding model fitted on 36 samples" in log
 
@@ -152,8 +154,12 @@ def test_interrupted_and_resumed_adaptation_equals_uninterrupted(
 
 def test_adapt_from_a_one_subject_run(subject: dict[str, Path], tmp_path: Path) -> None:
     train(tiny_config(subject, "train.iters=2"), tmp_path / "source")
-    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2")
+    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2",
+                       "train.adapt_init=auto")  # fmt: skip
     train(cfg, tmp_path / "run")
+    log = (tmp_path / "run" / "log.txt").read_text()  # auto: the ridge start, and why
+    assert "rows from the ridge decoder" in log and "no encoding start" in log
+    assert "is a one-subject run" in log
     source = load_generator(tmp_path / "source" / "generator.pt")
     adapted = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert torch.equal(adapted["generator"]["deconv0.weight"], source.deconv0.weight)

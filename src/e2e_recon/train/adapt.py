@@ -15,7 +15,8 @@ it. The new subject gets an input layer of its own, started
   input layers' outputs (pre-activation) for those images. This needs a shared run as
   the source, its training files and images at hand, and images both have seen;
 - ``encoding``: the inverse of a forward model from that shared code to each of the new
-  subject's voxels (``train/encoding_init.py``); the same needs as ``activations``.
+  subject's voxels (``train/encoding_init.py``); the same needs as ``activations``;
+- ``auto``: ``encoding`` where the source allows it, else ``ridge`` (the log says why).
 
 Training then runs in two stages (:class:`AdaptStages`): the source's layers frozen for
 ``train.adapt_freeze_iters`` iterations (their learning rate 0: the gradient still flows
@@ -135,16 +136,27 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
         raise ModelFormatError(f"{source.path}: the source generator lacks {missing[0]}")
     generator.load_state_dict({**own, **shared}, strict=True)
     layer = first_linear(generator)
-    if cfg.train.adapt_init in ("activations", "encoding"):
-        fit = activation_fit if cfg.train.adapt_init == "activations" else encoding_fit
+    start, why_not = cfg.train.adapt_init, ""
+    if start == "auto":
+        start, why_not = "encoding", ""
+        try:
+            weight, bias, note = encoding_fit(source, data, cfg)
+        except (ConfigError, DataError) as error:  # a source or images it cannot use
+            start, why_not = "ridge", f" (no encoding start: {error})"
+    elif start in ("activations", "encoding"):
+        fit = activation_fit if start == "activations" else encoding_fit
         weight, bias, note = fit(source, data, cfg)
+    if start != "ridge":
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)
         return note
     rows = init_first_layer(generator, data, "ridge", cfg.data.crop_px)
     biases = torch.stack([source.input_layer(s)[1] for s in source.subjects])  # (S, F)
     layer.bias.copy_(biases.mean(dim=0))
-    return f"input layer: {rows} rows from the ridge decoder, bias of the source's input layers"
+    return (
+        f"input layer: {rows} rows from the ridge decoder, bias of the source's input "
+        f"layers{why_not}"
+    )
 
 
 def matched_samples(

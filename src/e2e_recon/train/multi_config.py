@@ -10,7 +10,7 @@ from e2e_recon.config import Config
 from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.errors import ConfigError
 
-ADAPT_INITS = ("ridge", "activations", "encoding")
+ADAPT_INITS = ("auto", "ridge", "activations", "encoding")
 SUBJECT_MIXES = ("equal", "proportional")
 
 
