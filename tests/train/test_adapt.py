@@ -17,8 +17,12 @@ from e2e_recon.errors import ConfigError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.nets.shared import shared_layers
 from e2e_recon.train import checkpoint as ckpt_io
-from e2e_recon.train.adapt import activation_fit, read_source, source_activations
-from e2e_recon.train.encoding_init import encoding_fit
+from e2e_recon.train.adapt import (
+    activation_fit,
+    encoding_start,
+    read_source,
+    source_activations,
+)
 from e2e_recon.train.loop import train
 from e2e_recon.train.setup import load_data
 from e2e_recon.train.stats import read_stats
@@ -103,7 +107,7 @@ def test_encoding_fit_inverts_a_forward_model_of_the_new_subject(
     cfg = _adapt(experiment, "train.adapt_init=encoding")
     source = read_source(str(experiment["source"]))
     data = load_data(cfg)  # type: ignore[arg-type]
-    weight, bias, note = encoding_fit(source, data, cfg)  # type: ignore[arg-type]
+    weight, bias, note = encoding_start(source, data, cfg)  # type: ignore[arg-type]
     # 36 samples (18 images x 2): 18 components, half the samples
     assert weight.shape == (64, 44) and "18-component" in note and "36 samples" in note
     targets, ids = source_activations(source, cfg)  # type: ignore[arg-type]

@@ -140,11 +140,11 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
     if start == "auto":
         start, why_not = "encoding", ""
         try:
-            weight, bias, note = encoding_fit(source, data, cfg)
+            weight, bias, note = encoding_start(source, data, cfg)
         except (ConfigError, DataError) as error:  # a source or images it cannot use
             start, why_not = "ridge", f" (no encoding start: {error})"
     elif start in ("activations", "encoding"):
-        fit = activation_fit if start == "activations" else encoding_fit
+        fit = activation_fit if start == "activations" else encoding_start
         weight, bias, note = fit(source, data, cfg)
     if start != "ridge":
         layer.weight.copy_(weight)
@@ -180,6 +180,13 @@ def matched_samples(
     x = np.asarray(data.voxels, dtype=np.float64)[rows]  # (n, V)
     y = targets[[lookup[float(i)] for i in image_ids[rows]]]  # (n, F)
     return x, y, targets
+
+
+def encoding_start(
+    source: AdaptSource, data: Any, cfg: Config
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The encoding start (``train/encoding_init.py``) on the new subject's matched samples."""
+    return encoding_fit(*matched_samples(source, data, cfg))
 
 
 def activation_fit(
