@@ -138,7 +138,7 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
     layer = first_linear(generator)
     start, why_not = cfg.train.adapt_init, ""
     if start == "auto":
-        start, why_not = "encoding", ""
+        start = "encoding"
         try:
             weight, bias, note = encoding_start(source, data, cfg)
         except (ConfigError, DataError) as error:  # a source or images it cannot use
