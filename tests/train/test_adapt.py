@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,6 +86,15 @@ def test_frozen_only_keeps_the_source_layers(experiment: dict[str, object], tmp_
     assert start.subjects == ["sub-01", "sub-02", "sub-03"]
 
 
+def _agreement(
+    data: Any, weight: torch.Tensor, bias: torch.Tensor, targets: np.ndarray, ids: np.ndarray
+) -> float:
+    """Correlation of a start's codes for the training samples with the source activations."""
+    decoded = np.asarray(data.voxels) @ weight.numpy().T + bias.numpy()  # (N, F)
+    rows = np.searchsorted(ids, np.asarray(data.stimulus_ids)[np.asarray(data.image_index)])
+    return float(np.corrcoef(decoded.ravel(), targets[rows].ravel())[0, 1])
+
+
 def test_activation_fit_maps_the_new_subject_onto_the_source_activations(
     experiment: dict[str, object],
 ) -> None:
@@ -95,10 +105,7 @@ def test_activation_fit_maps_the_new_subject_onto_the_source_activations(
     data = load_data(cfg)  # type: ignore[arg-type]
     weight, bias, note = activation_fit(source, data, cfg)  # type: ignore[arg-type]
     assert weight.shape == (64, 44) and "36 samples" in note  # 18 images x 2, 6 held out
-    predicted = np.asarray(data.voxels) @ weight.numpy().T + bias.numpy()  # (N, 64)
-    rows = np.searchsorted(ids, np.asarray(data.stimulus_ids)[np.asarray(data.image_index)])
-    r = np.corrcoef(predicted.ravel(), targets[rows].ravel())[0, 1]
-    assert r > 0.6
+    assert _agreement(data, weight, bias, targets, ids) > 0.6
 
 
 def test_encoding_fit_inverts_a_forward_model_of_the_new_subject(
@@ -111,10 +118,7 @@ def test_encoding_fit_inverts_a_forward_model_of_the_new_subject(
     # 36 samples (18 images x 2): 18 components, half the samples
     assert weight.shape == (64, 44) and "18-component" in note and "36 samples" in note
     targets, ids = source_activations(source, cfg)  # type: ignore[arg-type]
-    decoded = np.asarray(data.voxels) @ weight.numpy().T + bias.numpy()  # (N, 64)
-    rows = np.searchsorted(ids, np.asarray(data.stimulus_ids)[np.asarray(data.image_index)])
-    r = np.corrcoef(decoded.ravel(), targets[rows].ravel())[0, 1]
-    assert r > 0.6
+    assert _agreement(data, weight, bias, targets, ids) > 0.6
 
 
 @pytest.mark.parametrize("start", ["encoding", "auto"])
