@@ -232,6 +232,13 @@ def train(
             help="With --config adapt: the source generator (a run folder, .pt or .caffemodel).",
         ),
     ] = "",
+    source_fmri: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="With --config adapt: the source subjects' training files, for the fitted "
+            "starts (a released generator needs them; a run folder names its own).",
+        ),
+    ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Parent of numbered run folders.")] = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact run folder (default: numbered).")
@@ -257,6 +264,7 @@ def train(
     cfg, target, created = prepare_train(
         config, set_ or [], train_fmri, test_fmri, images, device, runs_dir, run_dir, resume,
         dry_run, overwrite=overwrite, subjects=subject or [], adapt_from=from_,
+        source_fmri=source_fmri or [],
     )  # fmt: skip
     if target is None:
         return

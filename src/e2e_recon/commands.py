@@ -26,6 +26,7 @@ def path_overrides(
     device: str,
     subjects: Sequence[str] = (),
     adapt_from: str = "",
+    source_fmri: Sequence[Path] = (),
 ) -> list[str]:
     """Config overrides for the path and device options of the command line.
 
@@ -44,6 +45,8 @@ def path_overrides(
             items.append(f"data.subject={_quoted(Path(subjects[0]))}")
     if adapt_from:
         items.append(f"train.adapt_from={_quoted(Path(adapt_from))}")
+    if source_fmri:
+        items.append("train.adapt_source_fmri=[" + ", ".join(_quoted(p) for p in source_fmri) + "]")
     if test_fmri:
         items.append("data.test_fmri=[" + ", ".join(_quoted(p) for p in test_fmri) + "]")
     if images is not None:
@@ -65,7 +68,7 @@ def check_input_files(cfg: Config) -> None:
     """
     from e2e_recon.data.h5probe import check_file
 
-    for path in (cfg.data.train_fmri, *cfg.data.test_fmri):
+    for path in (cfg.data.train_fmri, *cfg.data.test_fmri, *cfg.train.adapt_source_fmri):
         if path:
             check_file(path)
 
@@ -85,6 +88,7 @@ def prepare_train(
     overwrite: bool = False,
     subjects: Sequence[str] = (),
     adapt_from: str = "",
+    source_fmri: Sequence[Path] = (),
 ) -> tuple[Config, Path | None, bool]:
     """Resolve the config of a training run, check it, and lay out its directory.
 
@@ -99,7 +103,7 @@ def prepare_train(
 
     console = console or Console()
     extra = [
-        *path_overrides(train_fmri, test_fmri, images, device, subjects, adapt_from),
+        *path_overrides(train_fmri, test_fmri, images, device, subjects, adapt_from, source_fmri),
         *overrides,
     ]
     if resume is not None:

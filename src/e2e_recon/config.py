@@ -132,6 +132,10 @@ class TrainConfig:
     adapt_freeze_iters: int = 0  # iterations with the source's layers frozen
     # then those layers train at train.lr x this (0: frozen for the whole run)
     adapt_finetune_lr_scale: float = 0.0
+    # The source subjects' training files (--source-fmri), for the fitted starts: needed
+    # with a generator file that carries none (a released .caffemodel); otherwise
+    # they replace the files the source run was trained on
+    adapt_source_fmri: tuple[str, ...] = ()
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto | fp32 | bf16

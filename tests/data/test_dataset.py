@@ -19,6 +19,7 @@ from e2e_recon.data.dataset import (
     load_test_set,
     load_training_set,
     stimulus_ids_of,
+    training_responses,
 )
 from e2e_recon.data.home import ENV_HOME, image_cache_dir
 from e2e_recon.data.labels import id_to_name
@@ -48,6 +49,21 @@ def test_training_pairs_and_zscore(subject: dict[str, Path]) -> None:
         np.testing.assert_array_equal(ts.images[k], im.load_image(path, 16)[..., ::-1])  # BGR
     assert ts.val is None
     assert list(image_cache_dir().glob("images-16px-*.npy"))
+
+
+def test_training_responses_are_the_mean_z_scored_pattern_of_each_image(
+    subject: dict[str, Path],
+) -> None:
+    """Read without images: the z-scored patterns (whole file) averaged per stimulus."""
+    responses, ids = training_responses(subject["train"])
+    bd = BData(subject["train"])
+    raw = bd.select("ROI_VC = 1")  # (18, 9): 6 images x 3
+    z = (raw - raw.mean(0)) / raw.std(0)
+    per_sample = stimulus_ids_of(bd)
+    np.testing.assert_array_equal(ids, np.unique(per_sample))
+    expected = np.stack([z[per_sample == i].mean(0) for i in ids])
+    assert responses.shape == (6, 9)
+    np.testing.assert_allclose(responses, expected, atol=1e-5)
 
 
 def test_image_cache_goes_to_the_data_home_not_the_image_folder(

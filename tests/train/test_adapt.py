@@ -4,6 +4,8 @@ two starts of the new input layer, exact resume, and each kind of source."""
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from tiny_multi_subject import adapt_config, derive_subject, make_multi_subject,
 from tiny_train_subject import tiny_config
 
 from e2e_recon.config import load_config, with_overrides
-from e2e_recon.errors import ConfigError
+from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.nets.loading import load_generator
 from e2e_recon.nets.shared import shared_layers
 from e2e_recon.train import checkpoint as ckpt_io
@@ -129,17 +131,56 @@ def test_encoding_init_trains(experiment: dict[str, object], tmp_path: Path, sta
     assert "inverse of a 18-component encoding model fitted on 36 samples" in log
 
 
-@pytest.mark.parametrize("start", ["activations", "encoding"])
-def test_fitted_starts_need_a_shared_run(
-    experiment: dict[str, object], tmp_path: Path, start: str
+def test_a_generator_file_gives_the_code_of_its_run_folder(
+    experiment: dict[str, object],
 ) -> None:
-    generator_file = Path(experiment["source"]) / "generator.pt"  # type: ignore[arg-type]
-    cfg = with_overrides(
-        _adapt(experiment, f"train.adapt_init={start}"),  # type: ignore[arg-type]
-        [f"train.adapt_from='{generator_file}'"],
-    )
-    with pytest.raises(ConfigError, match="needs a shared run folder"):
-        train(cfg, tmp_path / "run")
+    """A shared run's ``.pt`` carries its config, and with it the source's training files."""
+    cfg = _adapt(experiment, "train.adapt_init=encoding")
+    folder = read_source(str(experiment["source"]))
+    from_file = read_source(str(Path(experiment["source"]) / "best.pt"))  # type: ignore[arg-type]
+    assert from_file.run_dir is None
+    for got, expected in zip(
+        source_activations(from_file, cfg),  # type: ignore[arg-type]
+        source_activations(folder, cfg),  # type: ignore[arg-type]
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_source_without_training_files_takes_them_from_source_fmri(
+    experiment: dict[str, object],
+) -> None:
+    """A generator file that names no training files (a released one) needs --source-fmri;
+    the files given are matched to its subjects by name and give the same code."""
+    cfg = _adapt(experiment, "train.adapt_init=encoding")
+    folder = read_source(str(experiment["source"]))
+    bare = replace(folder, run_dir=None, config=None)
+    with pytest.raises(ConfigError, match="--source-fmri"):
+        source_activations(bare, cfg)  # type: ignore[arg-type]
+    files = ", ".join(f"'{p}'" for p in reversed(experiment["train"]))  # type: ignore[call-overload]
+    given = with_overrides(cfg, [f"train.adapt_source_fmri=[{files}]"])  # type: ignore[arg-type]
+    for got, expected in zip(
+        source_activations(bare, given),
+        source_activations(folder, cfg),  # type: ignore[arg-type]
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_source_fmri_of_another_subject_is_refused(
+    experiment: dict[str, object], tmp_path: Path
+) -> None:
+    cfg = _adapt(experiment, "train.adapt_init=encoding")
+    bare = replace(read_source(str(experiment["source"])), run_dir=None, config=None)
+    new = with_overrides(cfg, [f"train.adapt_source_fmri=['{experiment['new']}']"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="starts with sub-04"):
+        source_activations(bare, new)
+    # sub-02's responses under sub-01's name: 40 voxel columns for an input layer of 48
+    renamed = tmp_path / "sub-01_training.h5"
+    shutil.copy(experiment["train"][1], renamed)  # type: ignore[index]
+    wrong = with_overrides(cfg, [f"train.adapt_source_fmri=['{renamed}']"])  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"gives 40 voxel columns.*takes 48"):
+        source_activations(bare, wrong)
 
 
 def test_adapt_without_a_source_is_refused(experiment: dict[str, object], tmp_path: Path) -> None:
@@ -161,16 +202,32 @@ def test_interrupted_and_resumed_adaptation_equals_uninterrupted(
 
 
 def test_adapt_from_a_one_subject_run(subject: dict[str, Path], tmp_path: Path) -> None:
+    """A one-subject run names its training file: ``auto`` is the encoding start from it."""
     train(tiny_config(subject, "train.iters=2"), tmp_path / "source")
     cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2",
                        "train.adapt_init=auto")  # fmt: skip
     train(cfg, tmp_path / "run")
-    log = (tmp_path / "run" / "log.txt").read_text()  # auto: the ridge start, and why
-    assert "rows from the ridge decoder" in log and "no encoding start" in log
-    assert "is a one-subject run" in log
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "encoding model fitted on 36 samples" in log
     source = load_generator(tmp_path / "source" / "generator.pt")
     adapted = ckpt_io.load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert torch.equal(adapted["generator"]["deconv0.weight"], source.deconv0.weight)
+
+
+def test_auto_falls_back_to_the_ridge_start_and_says_why(
+    subject: dict[str, Path], tmp_path: Path
+) -> None:
+    """The source's training file is gone: ``auto`` starts from the ridge decoder."""
+    moved = tmp_path / subject["train"].name
+    shutil.copy(subject["train"], moved)
+    train(tiny_config({**subject, "train": moved}, "train.iters=2"), tmp_path / "source")
+    moved.unlink()
+    cfg = adapt_config(subject["train"], subject["images"], tmp_path / "source", "train.iters=2",
+                       "train.adapt_init=auto")  # fmt: skip
+    train(cfg, tmp_path / "run")
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "rows from the ridge decoder" in log and "no encoding start" in log
+    assert "is not there: give the source subjects' training files with --source-fmri" in log
 
 
 def _caffe_fixtures() -> Path | None:
@@ -182,17 +239,21 @@ def _caffe_fixtures() -> Path | None:
 @pytest.mark.slow
 def test_adapt_from_a_released_caffe_generator(subject: dict[str, Path], tmp_path: Path) -> None:
     """The fixture generator (64 voxels, fc 256, 256 px, published channels): its layers
-    after defc7 are kept frozen, a new 48-voxel input layer is trained in front of them."""
+    after defc7 are kept frozen, a new 48-voxel input layer is trained in front of them,
+    started from an encoding model on the code of a 64-voxel source file (--source-fmri)."""
     folder = _caffe_fixtures()
     if folder is None:
         pytest.skip("Caffe fixtures absent: set E2E_CAFFE_FIXTURES or provide ../shared/fixtures")
     model = folder / "generator_small.caffemodel"
+    source_file = derive_subject(subject["train"], "sub-09", 64, seed=3, noise=0.3)
     cfg = adapt_config(subject["train"], subject["images"], model, "train.batch_size=2",
-                       "train.iters=2",
+                       "train.iters=2", "train.adapt_init=encoding",
+                       f"train.adapt_source_fmri=['{source_file}']",
                        "train.adapt_finetune_lr_scale=0", "data.val_fraction=0",
                        "train.val_every_iters=0", "train.early_stop_patience=0",
                        "train.ema_decay=0")  # fmt: skip
     train(cfg, tmp_path / "run")
+    assert "encoding model fitted on" in (tmp_path / "run" / "log.txt").read_text()
     trained = load_config(tmp_path / "run" / "config.yaml")  # the published geometry
     assert (trained.data.image_size_px, trained.data.crop_px) == (248, 227)
     released = load_generator(model)

@@ -48,7 +48,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     assert result.exit_code == 0, result.output
     adapted = root / "runs" / "00001-sub-04-adapt"
     assert (adapted / "generator.pt").is_file()
-    return {**paths, "root": root, "shared": shared, "adapted": adapted, "new_test": new_test}
+    return {**paths, "root": root, "shared": shared, "adapted": adapted, "new": new,
+            "new_test": new_test}  # fmt: skip
 
 
 def test_reconstruct_and_evaluate_a_subject_of_a_shared_run(runs: dict[str, object]) -> None:
@@ -93,4 +94,29 @@ def test_several_training_files_need_the_shared_preset(
             "--runs-dir", str(tmp_path)]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--config shared" in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_adapt_from_a_generator_file_with_the_source_training_files(
+    runs: dict[str, object], tmp_path: Path
+) -> None:
+    """--source-fmri reaches the run's config and its encoding start, from a bare .pt."""
+    sources = [arg for p in runs["train"] for arg in ("--source-fmri", str(p))]  # type: ignore[attr-defined]
+    args = ["train", "--config", "adapt", "--from", str(Path(runs["shared"]) / "best.pt"),  # type: ignore[arg-type]
+            *sources, "--train-fmri", str(runs["new"]), "--images", str(runs["images"]),
+            "--run-dir", str(tmp_path / "run"),
+            *_sets(*TINY[:3], *TINY[6:], "train.iters=2", "train.adapt_init=encoding")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert all(str(p) in config for p in runs["train"])  # type: ignore[attr-defined]
+    assert "encoding model fitted on" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_source_fmri_without_a_source_is_refused(runs: dict[str, object], tmp_path: Path) -> None:
+    args = ["train", "--config", "small", "--train-fmri", str(runs["train"][0]),  # type: ignore[index]
+            "--source-fmri", str(runs["train"][1]), "--images", str(runs["images"]),  # type: ignore[index]
+            "--runs-dir", str(tmp_path)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "give the source with --from" in result.output
     assert not any(tmp_path.iterdir())

@@ -299,6 +299,25 @@ def training_norm_stats(
     return _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
 
 
+def training_responses(
+    fmri_path: PathLike, roi: str = "ROI_VC = 1", drop_nonfinite: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each training image's mean response, z-scored with the whole file (no images read).
+
+    Used to read a source subject's responses when a new subject is adapted from it
+    (``train/adapt.py``).
+
+    Returns
+    -------
+    responses : (M, V) float32, the mean over each image's presentations.
+    stimulus_ids : (M,) float64, sorted.
+    """
+    raw, ids, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite)
+    norm = _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
+    means, _, unique = _average_by_stimulus(raw, ids)  # (M, V), sorted ids
+    return norm.apply(means), unique
+
+
 def load_training_set(
     fmri_path: PathLike,
     images_dir: PathLike,

@@ -12,8 +12,10 @@ it. The new subject gets an input layer of its own, started
   the bias of the source's input layers (their mean);
 - ``activations``: fitted by ridge regression from the new subject's voxels to the
   shared layers' input for the same images, the mean over the source subjects of their
-  input layers' outputs (pre-activation) for those images. This needs a shared run as
-  the source, its training files and images at hand, and images both have seen;
+  input layers' outputs (pre-activation) for those images. This needs the source
+  subjects' training files (those the source run was trained on, named in its config,
+  or ``train.adapt_source_fmri``, which a released generator needs) and images both
+  have seen;
 - ``encoding``: the inverse of a forward model from that shared code to each of the new
   subject's voxels (``train/encoding_init.py``); the same needs as ``activations``;
 - ``auto``: ``encoding`` where the source allows it, else ``ridge`` (the log says why).
@@ -36,10 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from e2e_recon.config import Config, load_config
+from e2e_recon.config import Config, from_dict, load_config
+from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.errors import ConfigError, DataError, ModelFormatError
 from e2e_recon.nets.shared import INPUT_PREFIX, is_shared_arch, shared_layers, single_to_file
 from e2e_recon.train.encoding_init import encoding_fit
+from e2e_recon.train.multi_config import subject_files
 from e2e_recon.train.priors import first_linear, init_first_layer
 from e2e_recon.train.step import Optimisers
 
@@ -175,7 +179,7 @@ def matched_samples(
         raise DataError(
             f"train.adapt_init={cfg.train.adapt_init} needs images that the source subjects "
             f"saw too; none of the new subject's training images is among "
-            f"{source.run_dir}'s: use train.adapt_init=ridge"
+            f"those of {source.path}'s subjects: use train.adapt_init=ridge"
         )
     x = np.asarray(data.voxels, dtype=np.float64)[rows]  # (n, V)
     y = targets[[lookup[float(i)] for i in image_ids[rows]]]  # (n, F)
@@ -213,33 +217,98 @@ def source_activations(source: AdaptSource, cfg: Config) -> tuple[np.ndarray, np
 
     Returns ``(M, F)`` pre-activations and the ``(M,)`` stimulus ids.
     """
-    from e2e_recon.train.shared import load_shared_data
-
-    if source.run_dir is None or not (source.run_dir / "config.yaml").is_file():
-        raise ConfigError(
-            f"train.adapt_init={cfg.train.adapt_init} needs a shared run folder as --from (its "
-            "training files give the source subjects' responses); use train.adapt_init=ridge"
-        )
-    source_cfg = load_config(source.run_dir / "config.yaml")
-    if not source_cfg.model.shared:
-        raise ConfigError(
-            f"{source.run_dir} is a one-subject run: train.adapt_init={cfg.train.adapt_init} "
-            "needs a shared run; use train.adapt_init=ridge"
-        )
-    shared = load_shared_data(replace(source_cfg, data=replace(source_cfg.data, val_images=0,
-                                                              val_fraction=0.0)))  # fmt: skip
     sums: dict[float, np.ndarray] = {}
     counts: dict[float, int] = {}
-    for subject, training in zip(shared.subjects, shared.sets, strict=True):
+    for subject, responses, ids in source_responses(source, cfg):  # (M_s, V_s), (M_s,)
         weight, bias = (t.double().numpy() for t in source.input_layer(subject))
-        index = np.asarray(training.image_index)
-        for k, stimulus in enumerate(np.asarray(training.stimulus_ids)):
-            mean = np.asarray(training.voxels, dtype=np.float64)[index == k].mean(axis=0)
-            key = float(stimulus)
-            sums[key] = sums.get(key, 0.0) + weight @ mean + bias
+        codes = responses @ weight.T + bias  # (M_s, F)
+        for key, code in zip(ids.tolist(), codes, strict=True):
+            sums[key] = sums.get(key, 0.0) + code
             counts[key] = counts.get(key, 0) + 1
     ids = np.array(sorted(sums))
     return np.stack([sums[i] / counts[i] for i in ids]), ids
+
+
+def source_responses(source: AdaptSource, cfg: Config) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(subject, responses (M, V), stimulus ids (M,))`` of each source subject at hand.
+
+    Each image's mean response over its presentations, z-scored with the whole training
+    file (the source's statistics where it was trained on all of it; the published
+    procedure for the released generators).
+    """
+    from e2e_recon.data.dataset import training_responses
+
+    data, files = source_training_files(source, cfg)
+    out = []
+    for subject, path in files:
+        responses, ids = training_responses(path, data.roi, data.drop_nonfinite_voxels)
+        expected = int(source.input_layer(subject)[0].shape[1])
+        if responses.shape[1] != expected:
+            raise DataError(
+                f"{path}: selection {data.roi!r} gives {responses.shape[1]} voxel columns, but "
+                f"{source.path}'s input layer for {subject} takes {expected}: give that "
+                "subject's training file (--source-fmri) and the ROI it was trained with"
+            )
+        out.append((subject, responses.astype(np.float64), ids))
+    return out
+
+
+def source_training_files(source: AdaptSource, cfg: Config) -> tuple[Any, list[tuple[str, str]]]:
+    """The data settings (ROI) and ``(subject, training file)`` of the source's subjects.
+
+    ``train.adapt_source_fmri`` when given (matched to the source's subjects by file name,
+    or the one file of a one-subject source); else the files the source run was trained
+    on, from its config.
+    """
+    known = _source_config(source)
+    data = (known or cfg).data
+    given = list(cfg.train.adapt_source_fmri)
+    if given:
+        return data, _match_source_files(source, given)
+    if known is None:
+        raise ConfigError(
+            f"train.adapt_init={cfg.train.adapt_init} needs the source subjects' responses, "
+            f"and {source.path} names no training files: give each source subject's training "
+            f"file with --source-fmri ({', '.join(source.subjects)}), or use "
+            "train.adapt_init=ridge"
+        )
+    if known.model.shared:
+        files = subject_files(known)
+    else:
+        files = [(source.subjects[0], known.data.train_fmri)]
+    for subject, path in files:
+        if not Path(path).is_file():
+            raise DataError(
+                f"{path}: the training file of the source's {subject} (from its config) is "
+                "not there: give the source subjects' training files with --source-fmri, or "
+                "use train.adapt_init=ridge"
+            )
+    return data, files
+
+
+def _source_config(source: AdaptSource) -> Config | None:
+    """The config the source was trained with: its run folder's, else its file's."""
+    if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
+        return load_config(source.run_dir / "config.yaml")
+    return from_dict(source.config) if source.config else None
+
+
+def _match_source_files(source: AdaptSource, files: list[str]) -> list[tuple[str, str]]:
+    """Each ``--source-fmri`` file with the source subject it belongs to."""
+    subjects = source.subjects
+    if len(subjects) == 1 and len(files) == 1:
+        return [(subjects[0], files[0])]
+    matched = []
+    for path in files:
+        name = subject_in_file_name(path)
+        if name not in subjects:
+            raise ConfigError(
+                f"{path}: --source-fmri files are matched to the source's subjects "
+                f"({', '.join(subjects)}) by the name they start with; this one starts with "
+                f"{name or 'no subject'}: rename it (sub-01_...)"
+            )
+        matched.append((str(name), path))
+    return matched
 
 
 class AdaptStages:

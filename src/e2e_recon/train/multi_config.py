@@ -83,6 +83,11 @@ def check_adapt(cfg: Config) -> None:
         raise ConfigError(
             "train.adapt_freeze_iters and train.adapt_finetune_lr_scale must be 0 or more"
         )
+    if t.adapt_source_fmri and not t.adapt_from:
+        raise ConfigError(
+            "--source-fmri (train.adapt_source_fmri) names the training files of a source "
+            "generator: give the source with --from and --config adapt"
+        )
     if cfg.name == "adapt" and not t.adapt_from:
         raise ConfigError(
             "--config adapt needs the source generator: --from RUN_FOLDER, generator .pt or "
