@@ -28,6 +28,8 @@ first; wall time and iterations are printed for each. Prints one JSON object.
     .venv/bin/python benchmarks/transfer.py --family project --seeds 1 --own-subjects
     .venv/bin/python benchmarks/transfer.py --seeds 1 --samples 300 \\
         --adapt-variant act=train.adapt_init=activations --work-dir bench/
+    .venv/bin/python benchmarks/transfer.py --seeds 1 --samples 300 --own-subjects \\
+        --adapt-variant one=train.adapt_from={runs}/single-sub-01 --work-dir bench/
 
 With ``--work-dir`` the simulated subjects and finished runs are kept and reused by a later
 call (a run is reused when its folder holds ``generator.pt`` and ``benchmark_run.json``).
@@ -240,6 +242,7 @@ def new_subject(
     for name, overrides in variants.items():
         method = "adapted" if not name else f"adapted-{name}"
         runs[method] = root / f"{method}-{samples}"
+        overrides = [o.replace("{runs}", str(root)) for o in overrides]
         info[method] = train_run("adapt", runs[method], [*common, *data, source, *overrides])
     info["scratch"] = train_run("small", root / f"scratch-{samples}", [*common, *data])
     runs |= {"scratch": root / f"scratch-{samples}", "full": root / "full"}
@@ -293,14 +296,14 @@ def run_family(root: Path, family: str, args: argparse.Namespace) -> dict[str, A
         new_train = exp["subjects"][NEW]["files"]["training"]
         full = train_run("small", work / "full", [*common, f"data.train_fmri='{new_train}'"])
         seed_info: dict[str, Any] = {"seed": seed, "shared": shared, "full": full}
+        if args.own_subjects:  # first: a variant may adapt from {runs}/single-sub-01
+            pool, info = own_subjects(exp, work, common, seed)
+            merge(own_pool, pool)
+            seed_info["own_subjects"] = info
         for samples in args.samples:
             recon, info = new_subject(exp, work, common, samples, variants(args))
             merge(pools[samples], per_image(recon, str(seed)))
             seed_info[f"samples_{samples}"] = info
-        if args.own_subjects:
-            pool, info = own_subjects(exp, work, common, seed)
-            merge(own_pool, pool)
-            seed_info["own_subjects"] = info
         per_seed.append(seed_info)
     out: dict[str, Any] = {}
     for n in args.samples:
@@ -334,7 +337,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--own-subjects", action="store_true", help="also shared vs single")
     parser.add_argument(
         "--adapt-variant", action="append", default=[],
-        help="NAME=KEY=VALUE,... : also adapt with these overrides (method adapted-NAME)",
+        help="NAME=KEY=VALUE,... : also adapt with these overrides (method adapted-NAME); "
+        "{runs} stands for the seed's runs folder, e.g. one=train.adapt_from={runs}/single-sub-01 "
+        "(with --own-subjects) adapts from one source subject's own model",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", type=Path, default=None, help="keep subjects and runs here")
