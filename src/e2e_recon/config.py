@@ -40,6 +40,10 @@ class DataConfig:
     val_images: int = 0  # hold out N whole training images for validation (0 = none)
     val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
+    # all: every voxel of the ROI | image-r2: keep the voxels the training images predict
+    # best (data/voxel_selection.py), data.voxel_fraction of them (0: cross-validated)
+    voxel_selection: str = "all"
+    voxel_fraction: float = 0.0
     cache_dir: str = ""  # preprocessed-image cache ("" = the data home's cache/images)
     # random: each batch drawn with replacement; epoch: one fixed shuffled order per run,
     # read in order and wrapped (the published LMDB)

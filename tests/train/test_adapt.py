@@ -153,7 +153,7 @@ def test_a_source_without_training_files_takes_them_from_source_fmri(
     """A generator file that names no training files (a released one) needs --source-fmri;
     the files given are matched to its subjects by name and give the same code."""
     cfg = _adapt(experiment, "train.adapt_init=encoding")
-    folder = read_source(str(experiment["source"]))
+    folder = replace(read_source(str(experiment["source"])), norms={})  # whole-file z-scores
     bare = replace(folder, run_dir=None, config=None)
     with pytest.raises(ConfigError, match="--source-fmri"):
         source_activations(bare, cfg)  # type: ignore[arg-type]
@@ -171,7 +171,7 @@ def test_source_fmri_of_another_subject_is_refused(
     experiment: dict[str, object], tmp_path: Path
 ) -> None:
     cfg = _adapt(experiment, "train.adapt_init=encoding")
-    bare = replace(read_source(str(experiment["source"])), run_dir=None, config=None)
+    bare = replace(read_source(str(experiment["source"])), run_dir=None, config=None, norms={})
     new = with_overrides(cfg, [f"train.adapt_source_fmri=['{experiment['new']}']"])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="starts with sub-04"):
         source_activations(bare, new)

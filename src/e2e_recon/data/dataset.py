@@ -300,20 +300,31 @@ def training_norm_stats(
 
 
 def training_responses(
-    fmri_path: PathLike, roi: str = "ROI_VC = 1", drop_nonfinite: bool = False
+    fmri_path: PathLike,
+    roi: str = "ROI_VC = 1",
+    drop_nonfinite: bool = False,
+    norm: NormStats | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each training image's mean response, z-scored with the whole file (no images read).
+    """Each training image's mean response, z-scored (no images read).
 
     Used to read a source subject's responses when a new subject is adapted from it
-    (``train/adapt.py``).
+    (``train/adapt.py``). With ``norm`` (the statistics a model was trained with), its
+    columns and statistics; without, every column of ``roi``, z-scored with the whole file.
 
     Returns
     -------
     responses : (M, V) float32, the mean over each image's presentations.
     stimulus_ids : (M,) float64, sorted.
     """
-    raw, ids, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite)
-    norm = _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
+    raw, ids, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite and norm is None)
+    if norm is None:
+        norm = _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
+    elif norm.kept_columns is not None:
+        if norm.kept_columns.size != raw.shape[1]:
+            raise _mismatch(fmri_path, roi, raw.shape[1], norm.kept_columns.size)
+        raw = raw[:, norm.kept_columns]
+    if raw.shape[1] != norm.mean.size:
+        raise _mismatch(fmri_path, roi, raw.shape[1], norm.mean.size)
     means, _, unique = _average_by_stimulus(raw, ids)  # (M, V), sorted ids
     return norm.apply(means), unique
 

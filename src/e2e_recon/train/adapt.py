@@ -30,7 +30,7 @@ alone, so resuming is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,8 @@ class AdaptSource:
     state: dict[str, torch.Tensor]  # named form: inputs.<subject>.* and the shared layers
     run_dir: Path | None = None  # the source's run folder, when it is one
     config: dict[str, Any] | None = None  # the config the source was trained with, if known
+    # each subject's voxel statistics (NormStats.to_dict) as the source was trained, if known
+    norms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def subjects(self) -> list[str]:
@@ -102,12 +104,13 @@ def read_source(spec: str) -> AdaptSource:
         return AdaptSource(path, arch, state, run_dir)
     payload = read_network_file(path, "generator")
     config = dict(payload.get("meta", {}).get("config") or {}) or None
+    norm = payload.get("norm") or {}
     if is_shared_arch(payload["arch"]):
         arch, state = dict(payload["arch"]), dict(payload["state_dict"])
-        return AdaptSource(path, arch, state, run_dir, config)
+        return AdaptSource(path, arch, state, run_dir, config, dict(norm.get("subjects", {})))
     name = str((config or {}).get("data", {}).get("subject") or "source")
     arch, state = single_to_file(load_generator(path), name)
-    return AdaptSource(path, arch, state, run_dir, config)
+    return AdaptSource(path, arch, state, run_dir, config, {name: norm} if norm else {})
 
 
 def source_geometry(source: AdaptSource) -> tuple[int, int]:
@@ -232,20 +235,24 @@ def source_activations(source: AdaptSource, cfg: Config) -> tuple[np.ndarray, np
 def source_responses(source: AdaptSource, cfg: Config) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(subject, responses (M, V), stimulus ids (M,))`` of each source subject at hand.
 
-    Each image's mean response over its presentations, z-scored with the whole training
-    file (the source's statistics where it was trained on all of it; the published
-    procedure for the released generators).
+    Each image's mean response over its presentations, z-scored with the statistics the
+    source was trained with (its voxels: a voxel selection or a non-finite drop), or for
+    a generator without them (a released one) with the whole training file, as the
+    published procedure does.
     """
-    from e2e_recon.data.dataset import training_responses
+    from e2e_recon.data.dataset import NormStats, training_responses
 
     data, files = source_training_files(source, cfg)
     out = []
     for subject, path in files:
-        responses, ids = training_responses(path, data.roi, data.drop_nonfinite_voxels)
+        stored = source.norms.get(subject)
+        norm = NormStats.from_dict(stored) if stored else None
+        roi = norm.roi if norm is not None else data.roi
+        responses, ids = training_responses(path, roi, data.drop_nonfinite_voxels, norm)
         expected = int(source.input_layer(subject)[0].shape[1])
         if responses.shape[1] != expected:
             raise DataError(
-                f"{path}: selection {data.roi!r} gives {responses.shape[1]} voxel columns, but "
+                f"{path}: selection {roi!r} gives {responses.shape[1]} voxel columns, but "
                 f"{source.path}'s input layer for {subject} takes {expected}: give that "
                 "subject's training file (--source-fmri) and the ROI it was trained with"
             )

@@ -14,6 +14,8 @@ from e2e_recon.config import Config
 from e2e_recon.data.colour import check_colour, grey_training_set, resolve_colour
 from e2e_recon.data.sampler import check_placement
 from e2e_recon.errors import ConfigError
+from e2e_recon.recon.voxel_selection import check_selection, select_voxels
+from e2e_recon.runs import get_logger
 from e2e_recon.train.balance import BalanceThresholds
 from e2e_recon.train.losses import LossWeights, normalised_weights
 from e2e_recon.train.multi_config import check_adapt, check_shared
@@ -73,6 +75,7 @@ def check_supported(cfg: Config, warnings: bool = True) -> None:
     check_best_metric(t.best_metric)
     check_priors(cfg)
     check_colour(cfg.data.colour)
+    check_selection(cfg.data.voxel_selection, cfg.data.voxel_fraction)
     check_shared(cfg)
     check_adapt(cfg)
 
@@ -111,7 +114,12 @@ def load_data(cfg: Config) -> Any:
         drop_nonfinite=d.drop_nonfinite_voxels,
     )
     # Grey targets: luminance in three equal channels (greyscale stimuli already are).
-    return grey_training_set(training) if d.colour == "grey" else training
+    training = grey_training_set(training) if d.colour == "grey" else training
+    if d.voxel_selection == "all":
+        return training
+    training, note = select_voxels(training, d.crop_px, d.voxel_fraction, cfg.train.seed)
+    get_logger().info("%s: %s", d.train_fmri, note)
+    return training
 
 
 def resolve_run_colour(cfg: Config, training: Any) -> tuple[Config, str | None]:

@@ -1,0 +1,209 @@
+"""Voxel selection: keep the voxels the images predict (``data.voxel_selection``).
+
+With a few hundred samples and thousands of voxels, voxels that carry no image
+information still get weights in any decoder fitted to the samples (a ridge, or the
+generator's first layer), and their noise reaches the reconstruction. The lab's
+decoders select voxels for the same reason. Here each voxel is scored by how well the
+images it was shown predict its response, from the training set alone:
+
+1. the images: each training image's centre crop pooled to 16 x 16 x 3 pixels, and
+   the 16 leading principal components of those pixel vectors;
+2. each voxel's score: the leave-one-image-out R^2 of its image-mean response from
+   those components (a small ridge; closed form through the hat matrix);
+3. the voxels kept: the best-scoring fraction, ``data.voxel_fraction`` or, when it is 0,
+   the fraction of :data:`FRACTIONS` that decodes held-out images best: five folds of
+   whole images; in each, the scores from the other folds rank the voxels, and the
+   ridge pixel decoder the runs are compared with (:class:`RidgeDecoder`, its penalty
+   chosen by its own cross-validation) is fitted on the kept voxels of those folds'
+   samples and decodes the held-out images' mean patterns, scored by pairwise pixel
+   identification.
+
+The kept voxels are recorded in the run's statistics (``NormStats.kept_columns``), so
+test patterns, the fair ridge and a reconstruction from the saved generator all read
+the same voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from e2e_recon.data.dataset import NormStats
+from e2e_recon.errors import ConfigError
+from e2e_recon.evaluate.metrics import pairwise_identification, resize_images
+from e2e_recon.recon.baselines import RidgeDecoder
+
+SELECTIONS = ("all", "image-r2")
+#: Leading principal components of the images' pixels a voxel is predicted from.
+SCORE_COMPONENTS = 16
+#: Side of the pooled centre crop the components and the cross-validation use.
+POOLED_PX = 16
+#: Fractions of the voxels the cross-validation chooses among (1.0: keep all).
+FRACTIONS = (0.06, 0.12, 0.25, 0.5, 1.0)
+FOLDS = 5
+#: Side of the images the cross-validated ridge decodes (its default, 64, costs 4x more).
+DECODE_PX = 32
+#: Fewest voxels kept whatever the fraction.
+MIN_VOXELS = 20
+
+
+def check_selection(selection: str, fraction: float) -> None:
+    """Refuse a ``data.voxel_selection`` or ``data.voxel_fraction`` that cannot run."""
+    if selection not in SELECTIONS:
+        raise ConfigError(
+            f"data.voxel_selection={selection!r}; use all (every voxel of the ROI) or image-r2 "
+            "(the voxels the images predict best)"
+        )
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(
+            f"data.voxel_fraction={fraction}; use a fraction of the voxels up to 1, or 0 to "
+            "choose it by cross-validation"
+        )
+
+
+def centre_crops(images: np.ndarray, crop_px: int) -> np.ndarray:
+    """The centre ``crop_px`` square of each image (M, S, S, C) uint8."""
+    top = max(0, (images.shape[1] - crop_px) // 2)
+    return np.ascontiguousarray(images[:, top : top + crop_px, top : top + crop_px])
+
+
+def pooled_pixels(crops: np.ndarray) -> np.ndarray:
+    """Images (M, c, c, C) average-pooled to 16 x 16: (M, 16 * 16 * C) float64."""
+    chw = torch.from_numpy(np.asarray(crops, dtype=np.float32)).permute(0, 3, 1, 2)
+    pooled = F.adaptive_avg_pool2d(chw, min(POOLED_PX, crops.shape[1]))
+    return pooled.reshape(len(crops), -1).double().numpy()
+
+
+def image_means(voxels: np.ndarray, image_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean pattern of each image shown: ``(m, V)`` and the images' rows ``(m,)``."""
+    shown, inverse = np.unique(image_index, return_inverse=True)
+    sums = np.zeros((shown.size, voxels.shape[1]))
+    np.add.at(sums, inverse, voxels)
+    return sums / np.bincount(inverse)[:, None], shown
+
+
+def voxel_scores(means: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Leave-one-image-out R^2 of each voxel from the images' leading pixel components.
+
+    Parameters
+    ----------
+    means : ndarray, shape (m, V)
+        Each image's mean pattern.
+    pixels : ndarray, shape (m, P)
+        The same images' pooled pixels.
+
+    Returns
+    -------
+    ndarray, shape (V,)
+    """
+    centred = pixels - pixels.mean(axis=0)
+    k = min(SCORE_COMPONENTS, len(means) - 2)
+    _, _, rows = np.linalg.svd(centred, full_matrices=False)
+    design = np.hstack([centred @ rows[:k].T, np.ones((len(means), 1))])  # (m, k + 1)
+    penalty = 1e-3 * float(np.trace(design[:, :k].T @ design[:, :k])) / k
+    gram = design.T @ design + penalty * np.diag([1.0] * k + [0.0])
+    hat = design @ np.linalg.solve(gram, design.T)  # (m, m)
+    held_out = (means - hat @ means) / (1.0 - np.diag(hat))[:, None]  # LOO residuals
+    total = ((means - means.mean(axis=0)) ** 2).sum(axis=0)
+    return 1.0 - (held_out**2).sum(axis=0) / np.maximum(total, 1e-12)
+
+
+def kept_count(fraction: float, n_voxels: int) -> int:
+    """Voxels kept for a fraction (at least :data:`MIN_VOXELS`, at most all)."""
+    return min(n_voxels, max(MIN_VOXELS, round(fraction * n_voxels)))
+
+
+def cross_validated_fraction(
+    voxels: np.ndarray, image_index: np.ndarray, crops: np.ndarray, pixels: np.ndarray, seed: int
+) -> tuple[float, dict[float, float]]:
+    """The fraction of :data:`FRACTIONS` whose kept voxels decode held-out images best.
+
+    Parameters
+    ----------
+    voxels : ndarray, shape (N, V)
+        The training samples.
+    image_index : ndarray, shape (N,)
+        Each sample's row of ``crops``.
+    crops : ndarray, shape (M, c, c, 3)
+        The training images' centre crops.
+    pixels : ndarray, shape (M, P)
+        Their pooled pixels (the voxels' scores are computed from them).
+    seed : int
+        Seed of the fold assignment.
+
+    Returns
+    -------
+    The fraction and each fraction's mean held-out pixel identification.
+    """
+    shown = np.unique(image_index)
+    fold_of = np.full(len(crops), -1)
+    fold_of[shown] = np.random.default_rng(seed).permutation(len(shown)) % FOLDS
+    scores = dict.fromkeys(FRACTIONS, 0.0)
+    for fold in range(FOLDS):
+        fitted = (fold_of != fold) & (fold_of >= 0)
+        rows = fitted[image_index]  # the samples of the fitted images
+        means, images = image_means(voxels[rows], image_index[rows])
+        order = np.argsort(-voxel_scores(means, pixels[images]))
+        test_means, test_images = image_means(voxels[~rows], image_index[~rows])
+        groups = np.searchsorted(images, image_index[rows])  # rows of crops[images]
+        size = min(DECODE_PX, crops.shape[1])
+        actual = resize_images(crops[test_images], size)  # (m, s, s, 3)
+        for fraction in FRACTIONS:
+            kept = order[: kept_count(fraction, voxels.shape[1])]
+            decoder = RidgeDecoder(decode_px=size).fit(voxels[rows][:, kept], crops[images], groups)
+            decoded = decoder.predict(test_means[:, kept], size_px=size)
+            scores[fraction] += float(pairwise_identification(decoded, actual).mean()) / FOLDS
+    return max(FRACTIONS, key=lambda f: (scores[f], f)), scores
+
+
+def selected_norm(norm: NormStats, keep: np.ndarray) -> NormStats:
+    """``norm`` restricted to the columns ``keep`` (V,) bool; ``kept_columns`` stays a
+    mask over the ROI's columns (composed with a non-finite drop, if any)."""
+    if norm.kept_columns is None:
+        columns = keep.copy()
+    else:
+        columns = norm.kept_columns.copy()
+        columns[np.flatnonzero(columns)[~keep]] = False
+    xyz = norm.voxel_xyz[keep] if norm.voxel_xyz is not None else None
+    return replace(norm, mean=norm.mean[keep], std=norm.std[keep], kept_columns=columns,
+                   voxel_xyz=xyz)  # fmt: skip
+
+
+def select_voxels(training: Any, crop_px: int, fraction: float, seed: int) -> tuple[Any, str]:
+    """Keep the voxels the images predict best; return the training set and a log line.
+
+    Parameters
+    ----------
+    training : TrainingSet
+        Z-scored voxels and their images.
+    crop_px : int
+        The centre crop the images are scored on (the generator's).
+    fraction : float
+        Fraction of the voxels kept; 0: chosen by cross-validation.
+    seed : int
+        Seed of the cross-validation folds.
+    """
+    voxels = np.asarray(training.voxels, dtype=np.float64)  # (N, V)
+    index = np.asarray(training.image_index)  # (N,)
+    crops = centre_crops(np.asarray(training.images), crop_px)  # (M, c, c, 3)
+    pixels = pooled_pixels(crops)  # (M, P)
+    means, shown = image_means(voxels, index)
+    how = f"fraction {fraction:g}"
+    if fraction == 0:
+        fraction, scores = cross_validated_fraction(voxels, index, crops, pixels, seed)
+        listed = ", ".join(f"{f:g}: {s:.3f}" for f, s in scores.items())
+        how = f"fraction {fraction:g} by cross-validation (held-out identification {listed})"
+    n_voxels = means.shape[1]
+    order = np.argsort(-voxel_scores(means, pixels[shown]))
+    keep = np.zeros(n_voxels, dtype=bool)
+    keep[order[: kept_count(fraction, n_voxels)]] = True
+    val = training.val
+    if val is not None:
+        val = replace(val, voxels=np.ascontiguousarray(val.voxels[:, keep]))
+    selected = replace(training, voxels=np.ascontiguousarray(training.voxels[:, keep]),
+                       norm=selected_norm(training.norm, keep), val=val)  # fmt: skip
+    return selected, f"voxel selection: {int(keep.sum())} of {n_voxels} voxels kept, {how}"
