@@ -28,6 +28,7 @@ first; wall time and iterations are printed for each. Prints one JSON object.
     .venv/bin/python benchmarks/transfer.py --family project --seeds 1 --own-subjects
     .venv/bin/python benchmarks/transfer.py --seeds 1 --samples 300 \\
         --adapt-variant act=train.adapt_init=activations --work-dir bench/
+    .venv/bin/python benchmarks/transfer.py --set data.voxel_selection=image-r2 --work-dir sel/
     .venv/bin/python benchmarks/transfer.py --seeds 1 --samples 300 --own-subjects \\
         --adapt-variant one=train.adapt_from={runs}/single-sub-01 --work-dir bench/
 
@@ -116,7 +117,7 @@ def common_overrides(exp: dict[str, Any], args: argparse.Namespace, seed: int) -
         f"train.seed={seed}",
         f"train.max_minutes={args.minutes}",
     ]
-    return out + ([f"train.iters={args.max_iters}"] if args.max_iters else [])
+    return out + ([f"train.iters={args.max_iters}"] if args.max_iters else []) + args.set
 
 
 def reconstruct_runs(
@@ -340,6 +341,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="NAME=KEY=VALUE,... : also adapt with these overrides (method adapted-NAME); "
         "{runs} stands for the seed's runs folder, e.g. one=train.adapt_from={runs}/single-sub-01 "
         "(with --own-subjects) adapts from one source subject's own model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[],
+        help="KEY=VALUE for every run, e.g. data.voxel_selection=image-r2 (repeatable)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", type=Path, default=None, help="keep subjects and runs here")
