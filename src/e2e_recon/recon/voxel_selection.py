@@ -15,8 +15,8 @@ images it was shown predict its response, from the training set alone:
    whole images; in each, the scores from the other folds rank the voxels, and the
    ridge pixel decoder the runs are compared with (:class:`RidgeDecoder`, its penalty
    chosen by its own cross-validation) is fitted on the kept voxels of those folds'
-   samples and decodes the held-out images' mean patterns, scored by pairwise pixel
-   identification.
+   samples and decodes the held-out images' mean patterns; the held-out decodings of
+   all folds are scored together by pairwise pixel identification.
 
 The kept voxels are recorded in the run's statistics (``NormStats.kept_columns``), so
 test patterns, the fair ridge and a reconstruction from the saved generator all read
@@ -142,21 +142,23 @@ def cross_validated_fraction(
     shown = np.unique(image_index)
     fold_of = np.full(len(crops), -1)
     fold_of[shown] = np.random.default_rng(seed).permutation(len(shown)) % FOLDS
-    scores = dict.fromkeys(FRACTIONS, 0.0)
+    size = min(DECODE_PX, crops.shape[1])
+    decoded = {f: np.zeros((len(crops), size, size, crops.shape[3]), np.float32) for f in FRACTIONS}
     for fold in range(FOLDS):
-        fitted = (fold_of != fold) & (fold_of >= 0)
-        rows = fitted[image_index]  # the samples of the fitted images
+        rows = ((fold_of != fold) & (fold_of >= 0))[image_index]  # the other folds' samples
         means, images = image_means(voxels[rows], image_index[rows])
         order = np.argsort(-voxel_scores(means, pixels[images]))
         test_means, test_images = image_means(voxels[~rows], image_index[~rows])
         groups = np.searchsorted(images, image_index[rows])  # rows of crops[images]
-        size = min(DECODE_PX, crops.shape[1])
-        actual = resize_images(crops[test_images], size)  # (m, s, s, 3)
         for fraction in FRACTIONS:
             kept = order[: kept_count(fraction, voxels.shape[1])]
             decoder = RidgeDecoder(decode_px=size).fit(voxels[rows][:, kept], crops[images], groups)
-            decoded = decoder.predict(test_means[:, kept], size_px=size)
-            scores[fraction] += float(pairwise_identification(decoded, actual).mean()) / FOLDS
+            decoded[fraction][test_images] = decoder.predict(test_means[:, kept], size_px=size)
+    # Scored once over every held-out image: identification among a fold's few images is coarse.
+    actual = resize_images(crops[shown], size)  # (m, s, s, C)
+    scores = {
+        f: float(pairwise_identification(decoded[f][shown], actual).mean()) for f in FRACTIONS
+    }
     return max(FRACTIONS, key=lambda f: (scores[f], f)), scores
 
 
