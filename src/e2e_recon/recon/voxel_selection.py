@@ -16,7 +16,9 @@ images it was shown predict its response, from the training set alone:
    ridge pixel decoder the runs are compared with (:class:`RidgeDecoder`, its penalty
    chosen by its own cross-validation) is fitted on the kept voxels of those folds'
    samples and decodes the held-out images' mean patterns; the held-out decodings of
-   all folds are scored together by pairwise pixel identification.
+   all folds are scored together by pairwise pixel identification, and a fraction below
+   1 is kept only where it beats all voxels by more than one standard error of the
+   paired difference over images.
 
 The kept voxels are recorded in the run's statistics (``NormStats.kept_columns``), so
 test patterns, the fair ridge and a reconstruction from the saved generator all read
@@ -120,7 +122,8 @@ def kept_count(fraction: float, n_voxels: int) -> int:
 def cross_validated_fraction(
     voxels: np.ndarray, image_index: np.ndarray, crops: np.ndarray, pixels: np.ndarray, seed: int
 ) -> tuple[float, dict[float, float]]:
-    """The fraction of :data:`FRACTIONS` whose kept voxels decode held-out images best.
+    """The fraction of :data:`FRACTIONS` whose kept voxels decode held-out images best
+    (1: all, unless a fraction beats it by more than a standard error).
 
     Parameters
     ----------
@@ -156,10 +159,14 @@ def cross_validated_fraction(
             decoded[fraction][test_images] = decoder.predict(test_means[:, kept], size_px=size)
     # Scored once over every held-out image: identification among a fold's few images is coarse.
     actual = resize_images(crops[shown], size)  # (m, s, s, C)
-    scores = {
-        f: float(pairwise_identification(decoded[f][shown], actual).mean()) for f in FRACTIONS
-    }
-    return max(FRACTIONS, key=lambda f: (scores[f], f)), scores
+    per_image = {f: pairwise_identification(decoded[f][shown], actual) for f in FRACTIONS}
+    scores = {f: float(per_image[f].mean()) for f in FRACTIONS}
+    best = max(FRACTIONS, key=lambda f: (scores[f], f))
+    # Keep every voxel unless the best fraction decodes better by more than one standard
+    # error of the paired difference: with few images the scores are close to noise.
+    gain = per_image[best] - per_image[1.0]  # (m,)
+    standard_error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+    return (best if gain.mean() > standard_error else 1.0), scores
 
 
 def selected_norm(norm: NormStats, keep: np.ndarray) -> NormStats:
