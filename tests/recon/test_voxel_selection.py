@@ -59,6 +59,13 @@ def test_cross_validation_keeps_few_voxels_only_when_few_carry_the_images(
     assert max(scores.values()) > 0.7  # the kept voxels decode held-out images
 
 
+def test_noise_alone_keeps_every_voxel() -> None:
+    """No fraction is better by more than its standard error: nothing is dropped."""
+    voxels, index, crops = _experiment(40, 200, 0)
+    fraction, scores = cross_validated_fraction(voxels, index, crops, pooled_pixels(crops), 0)
+    assert fraction == 1.0 and max(scores.values()) < 0.65, scores
+
+
 def test_selected_statistics_compose_with_a_non_finite_drop() -> None:
     mean, std = np.arange(4, dtype=np.float32), np.ones(4, dtype=np.float32)
     xyz = np.arange(12, dtype=np.float64).reshape(4, 3)

@@ -17,8 +17,8 @@ images it was shown predict its response, from the training set alone:
    chosen by its own cross-validation) is fitted on the kept voxels of those folds'
    samples and decodes the held-out images' mean patterns; the held-out decodings of
    all folds are scored together by pairwise pixel identification, and a fraction below
-   1 is kept only where it beats all voxels by more than one standard error of the
-   paired difference over images.
+   1 is kept only where it decodes above chance and beats all voxels by more than one
+   standard error of the paired difference over images.
 
 The kept voxels are recorded in the run's statistics (``NormStats.kept_columns``), so
 test patterns, the fair ridge and a reconstruction from the saved generator all read
@@ -49,6 +49,8 @@ FRACTIONS = (0.06, 0.12, 0.25, 0.5, 1.0)
 FOLDS = 5
 #: Side of the images the cross-validated ridge decodes (its default, 64, costs 4x more).
 DECODE_PX = 32
+#: Pairwise identification of a decoder that knows nothing.
+CHANCE = 0.5
 #: Fewest voxels kept whatever the fraction.
 MIN_VOXELS = 20
 
@@ -162,11 +164,13 @@ def cross_validated_fraction(
     per_image = {f: pairwise_identification(decoded[f][shown], actual) for f in FRACTIONS}
     scores = {f: float(per_image[f].mean()) for f in FRACTIONS}
     best = max(FRACTIONS, key=lambda f: (scores[f], f))
-    # Keep every voxel unless the best fraction decodes better by more than one standard
-    # error of the paired difference: with few images the scores are close to noise.
+    # Keep every voxel unless the best fraction decodes above chance and better by more
+    # than one standard error of the paired difference: with few images the scores are
+    # close to noise.
     gain = per_image[best] - per_image[1.0]  # (m,)
     standard_error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
-    return (best if gain.mean() > standard_error else 1.0), scores
+    better = scores[best] > CHANCE and gain.mean() > standard_error
+    return (best if better else 1.0), scores
 
 
 def selected_norm(norm: NormStats, keep: np.ndarray) -> NormStats:
