@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from e2e_recon.data.dataset import NormStats
+from e2e_recon.data.dataset import NormStats, TrainingSet
 from e2e_recon.errors import ConfigError
 from e2e_recon.recon.voxel_selection import (
     check_selection,
     cross_validated_fraction,
     image_means,
     pooled_pixels,
+    select_voxels,
     selected_norm,
     voxel_scores,
 )
@@ -90,3 +91,12 @@ def test_a_selection_that_cannot_run_names_its_key(
     with pytest.raises(ConfigError, match=message):
         check_selection(selection, fraction)
     check_selection("image-r2", 0.25)
+
+
+def test_too_few_images_keep_every_voxel_and_say_so() -> None:
+    voxels, index, crops = _experiment(8, 50, 5)
+    norm = NormStats(np.zeros(50), np.ones(50), "ROI_VC = 1")
+    names = [str(i) for i in range(8)]
+    training = TrainingSet(voxels.astype(np.float32), index, crops, np.arange(8.0), names, norm)
+    kept, note = select_voxels(training, 16, 0.0, 0)
+    assert kept is training and "8 training images are too few" in note

@@ -53,6 +53,8 @@ DECODE_PX = 32
 CHANCE = 0.5
 #: Fewest voxels kept whatever the fraction.
 MIN_VOXELS = 20
+#: Fewest training images to score voxels on (two per fold); with fewer, all are kept.
+MIN_IMAGES = 2 * FOLDS
 
 
 def check_selection(selection: str, fraction: float) -> None:
@@ -205,12 +207,17 @@ def select_voxels(training: Any, crop_px: int, fraction: float, seed: int) -> tu
     crops = centre_crops(np.asarray(training.images), crop_px)  # (M, c, c, 3)
     pixels = pooled_pixels(crops)  # (M, P)
     means, shown = image_means(voxels, index)
+    n_voxels = means.shape[1]
+    if len(shown) < MIN_IMAGES:
+        return training, (
+            f"voxel selection: all {n_voxels} voxels kept: {len(shown)} training images are too "
+            f"few to score them (at least {MIN_IMAGES})"
+        )
     how = f"fraction {fraction:g}"
     if fraction == 0:
         fraction, scores = cross_validated_fraction(voxels, index, crops, pixels, seed)
         listed = ", ".join(f"{f:g}: {s:.3f}" for f, s in scores.items())
         how = f"fraction {fraction:g} by cross-validation (held-out identification {listed})"
-    n_voxels = means.shape[1]
     order = np.argsort(-voxel_scores(means, pixels[shown]))
     keep = np.zeros(n_voxels, dtype=bool)
     keep[order[: kept_count(fraction, n_voxels)]] = True
