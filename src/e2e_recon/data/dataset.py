@@ -319,12 +319,8 @@ def training_responses(
     raw, ids, kept, xyz = _read_training_voxels(fmri_path, roi, drop_nonfinite and norm is None)
     if norm is None:
         norm = _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
-    elif norm.kept_columns is not None:
-        if norm.kept_columns.size != raw.shape[1]:
-            raise _mismatch(fmri_path, roi, raw.shape[1], norm.kept_columns.size)
-        raw = raw[:, norm.kept_columns]
-    if raw.shape[1] != norm.mean.size:
-        raise _mismatch(fmri_path, roi, raw.shape[1], norm.mean.size)
+    else:
+        raw, _ = _columns_of(norm, raw, xyz, fmri_path, roi)
     means, _, unique = _average_by_stimulus(raw, ids)  # (M, V), sorted ids
     return norm.apply(means), unique
 
@@ -416,13 +412,7 @@ def load_test_set(
     if named is not None:  # it names output folders: never '..', '/' or markup
         safe_name(named, f"{fmri_path}: set_name in the header", hint=_RENAME_SET)
     del bdata
-    if norm.kept_columns is not None:
-        if norm.kept_columns.size != raw.shape[1]:
-            raise _mismatch(fmri_path, roi, raw.shape[1], norm.kept_columns.size)
-        raw = raw[:, norm.kept_columns]
-        xyz = xyz[norm.kept_columns] if xyz is not None else None
-    if raw.shape[1] != norm.mean.size:
-        raise _mismatch(fmri_path, roi, raw.shape[1], norm.mean.size)
+    raw, xyz = _columns_of(norm, raw, xyz, fmri_path, roi)
     if xyz is not None and norm.voxel_xyz is not None and not np.array_equal(xyz, norm.voxel_xyz):
         raise DataError(
             f"{fmri_path}: the voxels of {roi!r} sit at other coordinates (voxel_x/y/z) than "
@@ -441,6 +431,20 @@ def load_test_set(
         images,
         set_name or named or set_name_from_path(fmri_path),
     )
+
+
+def _columns_of(
+    norm: NormStats, raw: np.ndarray, xyz: np.ndarray | None, path: PathLike, roi: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ROI columns (n, V_roi) and coordinates a model's statistics keep, checked."""
+    if norm.kept_columns is not None:
+        if norm.kept_columns.size != raw.shape[1]:
+            raise _mismatch(path, roi, raw.shape[1], norm.kept_columns.size)
+        raw = raw[:, norm.kept_columns]
+        xyz = xyz[norm.kept_columns] if xyz is not None else None
+    if raw.shape[1] != norm.mean.size:
+        raise _mismatch(path, roi, raw.shape[1], norm.mean.size)
+    return raw, xyz
 
 
 def _mismatch(path: PathLike, roi: str, got: int, expected: int) -> DataError:
