@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from e2e_recon.data.dataset import NormStats, TrainingSet
+from e2e_recon.data.dataset import NormStats, TrainingSet, average_by_stimulus
 from e2e_recon.errors import ConfigError
 from e2e_recon.recon.voxel_selection import (
     check_selection,
     cross_validated_fraction,
-    image_means,
     pooled_pixels,
     select_voxels,
     selected_norm,
@@ -40,7 +39,7 @@ def _experiment(
 
 def test_the_voxels_the_images_drive_score_first() -> None:
     voxels, index, crops = _experiment(80, 200, 20)
-    means, shown = image_means(voxels, index)
+    means, _, shown = average_by_stimulus(voxels, index)
     np.testing.assert_array_equal(shown, np.arange(80))
     np.testing.assert_allclose(means[3], voxels[index == 3].mean(axis=0))
     scores = voxel_scores(means, pooled_pixels(crops)[shown])

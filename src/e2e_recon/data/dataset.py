@@ -206,10 +206,11 @@ def _nonfinite_columns(voxels: np.ndarray, path: Any, drop_allowed: bool) -> np.
     return bad
 
 
-def _average_by_stimulus(
+def average_by_stimulus(
     voxels: np.ndarray, ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of all presentations per stimulus, sorted by id: (M, V), counts (M,), ids (M,)."""
+    """Mean of all presentations per stimulus (any per-sample label: a stimulus id or an
+    image row), sorted by it: (M, V) float64, counts (M,), the labels (M,)."""
     unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     sums = np.zeros((unique.size, voxels.shape[1]), dtype=np.float64)
     np.add.at(sums, inverse, voxels)
@@ -321,7 +322,7 @@ def training_responses(
         norm = _fit_norm(_rows_as_float32(raw, np.arange(raw.shape[0])), roi, kept, xyz)
     else:
         raw, _ = _columns_of(norm, raw, xyz, fmri_path, roi)
-    means, _, unique = _average_by_stimulus(raw, ids)  # (M, V), sorted ids
+    means, _, unique = average_by_stimulus(raw, ids)  # (M, V), sorted ids
     return norm.apply(means), unique
 
 
@@ -369,7 +370,7 @@ def load_training_set(
     val = None
     if val_ids.size:
         val_rows = np.isin(ids, val_ids)
-        avg, counts, _ = _average_by_stimulus(raw[val_rows], ids[val_rows])
+        avg, counts, _ = average_by_stimulus(raw[val_rows], ids[val_rows])
         val = TestSet(
             norm.apply(avg), counts, val_ids, names[train_ids.size :],
             images[train_ids.size :], "val",
@@ -419,7 +420,7 @@ def load_test_set(
             "in the training file. Use test and training files of the same subject and ROI."
         )
     _nonfinite_columns(raw, fmri_path, drop_allowed=False)
-    avg, counts, unique = _average_by_stimulus(raw, ids)
+    avg, counts, unique = average_by_stimulus(raw, ids)
     images, names = None, [id_to_name(float(i)) for i in unique]
     if images_dir is not None:
         images, names = _images_for(unique, images_dir, image_size_px, cache_dir)

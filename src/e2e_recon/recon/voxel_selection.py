@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from e2e_recon.data.dataset import NormStats
+from e2e_recon.data.dataset import NormStats, average_by_stimulus
 from e2e_recon.errors import ConfigError
 from e2e_recon.evaluate.metrics import pairwise_identification, resize_images
 from e2e_recon.recon.baselines import RidgeDecoder
@@ -82,14 +82,6 @@ def pooled_pixels(crops: np.ndarray) -> np.ndarray:
     chw = torch.from_numpy(np.asarray(crops, dtype=np.float32)).permute(0, 3, 1, 2)
     pooled = F.adaptive_avg_pool2d(chw, min(POOLED_PX, crops.shape[1]))
     return pooled.reshape(len(crops), -1).double().numpy()
-
-
-def image_means(voxels: np.ndarray, image_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean pattern of each image shown: ``(m, V)`` and the images' rows ``(m,)``."""
-    shown, inverse = np.unique(image_index, return_inverse=True)
-    sums = np.zeros((shown.size, voxels.shape[1]))
-    np.add.at(sums, inverse, voxels)
-    return sums / np.bincount(inverse)[:, None], shown
 
 
 def voxel_scores(means: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -153,9 +145,9 @@ def cross_validated_fraction(
     decoded = {f: np.zeros((len(crops), size, size, crops.shape[3]), np.float32) for f in FRACTIONS}
     for fold in range(FOLDS):
         rows = ((fold_of != fold) & (fold_of >= 0))[image_index]  # the other folds' samples
-        means, images = image_means(voxels[rows], image_index[rows])
+        means, _, images = average_by_stimulus(voxels[rows], image_index[rows])
         order = np.argsort(-voxel_scores(means, pixels[images]))
-        test_means, test_images = image_means(voxels[~rows], image_index[~rows])
+        test_means, _, test_images = average_by_stimulus(voxels[~rows], image_index[~rows])
         groups = np.searchsorted(images, image_index[rows])  # rows of crops[images]
         for fraction in FRACTIONS:
             kept = order[: kept_count(fraction, voxels.shape[1])]
@@ -206,7 +198,7 @@ def select_voxels(training: Any, crop_px: int, fraction: float, seed: int) -> tu
     index = np.asarray(training.image_index)  # (N,)
     crops = centre_crops(np.asarray(training.images), crop_px)  # (M, c, c, 3)
     pixels = pooled_pixels(crops)  # (M, P)
-    means, shown = image_means(voxels, index)
+    means, _, shown = average_by_stimulus(voxels, index)  # (m, V), images shown
     n_voxels = means.shape[1]
     if len(shown) < MIN_IMAGES:
         return training, (
