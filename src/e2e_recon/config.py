@@ -41,7 +41,7 @@ class DataConfig:
     val_fraction: float = 0.0  # or this fraction of the images, when val_images is 0
     drop_nonfinite_voxels: bool = False  # drop voxel columns with NaN/inf instead of failing
     # all: every voxel of the ROI | image-r2: keep the voxels the training images predict
-    # best (data/voxel_selection.py), data.voxel_fraction of them (0: cross-validated)
+    # best (recon/voxel_selection.py), data.voxel_fraction of them (0: cross-validated)
     voxel_selection: str = "all"
     voxel_fraction: float = 0.0
     cache_dir: str = ""  # preprocessed-image cache ("" = the data home's cache/images)
