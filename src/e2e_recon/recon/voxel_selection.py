@@ -194,7 +194,9 @@ def select_voxels(training: Any, crop_px: int, fraction: float, seed: int) -> tu
     seed : int
         Seed of the cross-validation folds.
     """
-    voxels = np.asarray(training.voxels, dtype=np.float64)  # (N, V)
+    # float32 as stored: the per-image means sum in float64 and the ridge fits in float32,
+    # so a float64 copy of every sample (hundreds of MB on the lab's data) buys nothing.
+    voxels = np.asarray(training.voxels)  # (N, V)
     index = np.asarray(training.image_index)  # (N,)
     crops = centre_crops(np.asarray(training.images), crop_px)  # (M, c, c, 3)
     pixels = pooled_pixels(crops)  # (M, P)
