@@ -35,7 +35,8 @@ def _pool(rng: np.random.Generator, offsets: dict[str, float], n: int = 60) -> d
 def test_pairs_compare_every_adapted_method_with_each_reference(transfer: ModuleType) -> None:
     pairs = transfer.pairs_of(["adapted", "adapted-act", "scratch", "ridge", "full"])
     assert ("adapted", "ridge") in pairs and ("adapted-act", "full") in pairs
-    assert ("scratch", "ridge") in pairs and len(pairs) == 2 * 3 + 1
+    assert ("scratch", "ridge") in pairs and ("full", "ridge") in pairs
+    assert len(pairs) == 2 * 3 + 2
 
 
 def test_a_clear_gain_meets_the_goal_and_a_tie_does_not(transfer: ModuleType) -> None:
@@ -43,12 +44,13 @@ def test_a_clear_gain_meets_the_goal_and_a_tie_does_not(transfer: ModuleType) ->
     pool = _pool(rng, {"adapted": 0.08, "ridge": 0.0, "scratch": 0.0, "full": 0.07})
     summary = {
         "means": transfer.means(pool),
-        "paired": transfer.paired(pool, (("adapted", "ridge"),)),
+        "paired": transfer.paired(pool, (("adapted", "ridge"), ("full", "ridge"))),
     }
     diff = summary["paired"]["adapted - ridge"]["pixid"]
     assert diff["mean"] == pytest.approx(0.08, abs=0.01) and diff["ci_low"] > 0
     goal = transfer.verdict(summary)
     assert goal["pixid_vs_ridge_met"] and goal["lite2_head_vs_ridge_met"] and goal["fraction_met"]
+    assert goal["full_data_model"]["pixid_vs_ridge_met"]  # +0.07 pixels, +0.14 head
 
     tie = _pool(rng, {"adapted": 0.0, "ridge": 0.0, "full": 0.2})
     summary = {
@@ -58,6 +60,21 @@ def test_a_clear_gain_meets_the_goal_and_a_tie_does_not(transfer: ModuleType) ->
     goal = transfer.verdict(summary)
     assert goal["pixid_vs_ridge_met"] is False and goal["lite2_head_vs_ridge_met"] is False
     assert goal["fraction_met"] is False and goal["pixid_fraction_of_full"] < 0.95
+    assert goal["full_data_model"]["pixid_vs_ridge_met"] is None  # no full - ridge pair given
+
+
+def test_the_full_data_models_reach_shows_a_goal_beyond_every_sample(
+    transfer: ModuleType,
+) -> None:
+    """A full-data model a little ahead of the ridge: the goal's margins are beyond it."""
+    rng = np.random.default_rng(1)
+    pool = _pool(rng, {"adapted": 0.01, "ridge": 0.0, "full": 0.02})
+    summary = {
+        "means": transfer.means(pool),
+        "paired": transfer.paired(pool, transfer.pairs_of(list(pool))),
+    }
+    reach = transfer.verdict(summary)["full_data_model"]
+    assert reach == {"pixid_vs_ridge_met": False, "lite2_head_vs_ridge_met": False}
 
 
 def test_pairs_use_only_images_both_methods_scored(transfer: ModuleType) -> None:
