@@ -48,3 +48,13 @@ def test_a_run_keeps_half_its_voxels_from_training_to_the_ridge(
     assert fitted == [24]  # the fair ridge on the generator's voxels
     methods = {line.split(",")[0] for line in (recon / "index.csv").read_text().splitlines()[1:]}
     assert methods == {"e2e", "ridge"}
+
+    # A test file and the training file by path (every voxel of the ROI): the ridge reads
+    # the model's kept voxels of the training file too.
+    out = tmp_path / "recon-by-path"
+    pipeline.reconstruct_cli(
+        str(run), [subject["test"]], subject["train"], "", None, out, True, subject["images"], "cpu"
+    )
+    assert fitted == [24, 24]
+    methods = {line.split(",")[0] for line in (out / "index.csv").read_text().splitlines()[1:]}
+    assert methods == {"e2e", "ridge"}

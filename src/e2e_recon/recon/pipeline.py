@@ -70,17 +70,36 @@ def fit_ridge(
 
 
 def same_statistics(training: TrainingSet, norm: NormStats) -> np.ndarray:
-    """Training patterns z-scored with ``norm`` instead of their own statistics, (N, V)."""
-    own = training.norm
+    """Training patterns z-scored with ``norm`` instead of their own statistics, (N, V),
+    on the voxel columns ``norm`` keeps (a run's voxel selection) where the training set
+    holds more."""
+    own, voxels = training.norm, training.voxels
+    columns = _model_columns(own, norm)
+    if columns is not None and not columns.all():
+        own = replace(own, mean=own.mean[columns], std=own.std[columns])
+        voxels = voxels[:, columns]  # (N, V_kept)
     if own.mean.shape != norm.mean.shape:
         raise DataError(
             f"the training file gives {own.mean.size} voxels but the model's statistics have "
             f"{norm.mean.size}: use the training file and ROI the model was trained with"
         )
     if np.array_equal(own.mean, norm.mean) and np.array_equal(own.std, norm.std):
-        return training.voxels
-    raw = training.voxels * own.std + own.mean  # (N, V) back to the file's values
+        return np.ascontiguousarray(voxels)
+    raw = voxels * own.std + own.mean  # (N, V) back to the file's values
     return ((raw - norm.mean) / norm.std).astype(np.float32)
+
+
+def _model_columns(own: NormStats, norm: NormStats) -> np.ndarray | None:
+    """Columns of a training set (read with statistics ``own``) that a model's statistics
+    ``norm`` keep, (V_own,) bool; None where ``norm`` keeps no subset of them."""
+    if norm.kept_columns is None:
+        return None
+    have = own.kept_columns
+    if have is None:
+        have = np.ones(norm.kept_columns.size, dtype=bool)
+    if have.size != norm.kept_columns.size or (norm.kept_columns & ~have).any():
+        return None  # another ROI or file: the caller's shape check says so
+    return norm.kept_columns[have]
 
 
 def ridge_reconstruct(
