@@ -94,19 +94,22 @@ class FakeFigshare:
             self.requests.append((parsed.path, handler.headers.get("Range")))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        # A request counts as in flight while it waits (delay_s), not while it is answered:
+        # the client may read the last byte and send its next request before this thread
+        # returns from writing, which would count one request too many.
         try:
             if self.delay_s:
                 threading.Event().wait(self.delay_s)
-            match = re.match(r"^/v2/articles/(\d+)/files$", parsed.path)
-            if match:
-                self._listing(handler, int(match.group(1)), urllib.parse.parse_qs(parsed.query))
-            elif parsed.path in self.files:
-                self._file(handler, parsed.path)
-            else:
-                handler.send_error(404, "Not Found")
         finally:
             with self.lock:
                 self.in_flight -= 1
+        match = re.match(r"^/v2/articles/(\d+)/files$", parsed.path)
+        if match:
+            self._listing(handler, int(match.group(1)), urllib.parse.parse_qs(parsed.query))
+        elif parsed.path in self.files:
+            self._file(handler, parsed.path)
+        else:
+            handler.send_error(404, "Not Found")
 
     def _listing(self, handler: BaseHTTPRequestHandler, article: int, query: dict) -> None:
         if self.api_status != 200 or article not in self.articles:
