@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from e2e_recon.config import Config, dump_yaml, load_config
-from e2e_recon.errors import ConfigError
+from e2e_recon.errors import ConfigError, DataError
 from e2e_recon.fileio import check_writable
 from e2e_recon.run_folder import claim_run_dir
 from e2e_recon.runs import init_run_dir, next_run_dir, require_run_dir
@@ -68,9 +68,23 @@ def check_input_files(cfg: Config) -> None:
     """
     from e2e_recon.data.h5probe import check_file
 
-    for path in (cfg.data.train_fmri, *cfg.data.test_fmri, *cfg.train.adapt_source_fmri):
-        if path:
-            check_file(path)
+    for option, path in _input_files(cfg):
+        if not Path(path).is_file():
+            raise DataError(
+                f"{option} {path}: no such file. Give the path of a BData .h5 file; "
+                "`e2e-recon download fmri --subject sub-01` fetches the lab's files"
+            )
+        check_file(path)
+
+
+def _input_files(cfg: Config) -> list[tuple[str, str]]:
+    """(option, path) of every BData file a run reads, named by its command-line option."""
+    training = list(cfg.data.train_fmri_subjects) or [cfg.data.train_fmri]
+    return [
+        *(("--train-fmri (data.train_fmri)", p) for p in training if p),
+        *(("--test-fmri (data.test_fmri)", p) for p in cfg.data.test_fmri if p),
+        *(("--source-fmri (train.adapt_source_fmri)", p) for p in cfg.train.adapt_source_fmri if p),
+    ]
 
 
 def prepare_train(

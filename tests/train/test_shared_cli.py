@@ -120,3 +120,24 @@ def test_source_fmri_without_a_source_is_refused(runs: dict[str, object], tmp_pa
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "give the source with --from" in result.output
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option", ["--train-fmri", "--source-fmri"])
+def test_a_missing_file_is_named_with_its_option_and_leaves_nothing(
+    runs: dict[str, object], tmp_path: Path, option: str
+) -> None:
+    """A shared run's second training file or a source file that is not there: one line
+    naming the option and the path, before any run folder is made."""
+    missing = tmp_path / "sub-02_missing.h5"
+    if option == "--train-fmri":
+        args = ["train", "--config", "shared", "--train-fmri", str(runs["train"][0]),  # type: ignore[index]
+                "--train-fmri", str(missing)]  # fmt: skip
+    else:
+        args = ["train", "--config", "adapt", "--from", str(runs["shared"]),
+                "--source-fmri", str(missing), "--train-fmri", str(runs["new"])]  # fmt: skip
+    runs_dir = tmp_path / "runs"
+    args += ["--images", str(runs["images"]), "--runs-dir", str(runs_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert f"{option}" in result.output and f"{missing}: no such file" in result.output
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
