@@ -215,7 +215,7 @@ def test_adapt_from_a_one_subject_run(subject: dict[str, Path], tmp_path: Path) 
 
 
 def test_auto_falls_back_to_the_ridge_start_and_says_why(
-    subject: dict[str, Path], tmp_path: Path
+    subject: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The source's training file is gone: ``auto`` starts from the ridge decoder."""
     moved = tmp_path / subject["train"].name
@@ -228,6 +228,9 @@ def test_auto_falls_back_to_the_ridge_start_and_says_why(
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "rows from the ridge decoder" in log and "no encoding start" in log
     assert "is not there: give the source subjects' training files with --source-fmri" in log
+    warning = capsys.readouterr().err  # on the terminal too, with what to do
+    assert "warning: the new input layer starts from the ridge decoder" in warning
+    assert "--source-fmri" in warning
 
 
 def _caffe_fixtures() -> Path | None:

@@ -42,6 +42,7 @@ from e2e_recon.config import Config, from_dict, load_config
 from e2e_recon.data.home import subject_in_file_name
 from e2e_recon.errors import ConfigError, DataError, ModelFormatError
 from e2e_recon.nets.shared import INPUT_PREFIX, is_shared_arch, shared_layers, single_to_file
+from e2e_recon.runs import warn
 from e2e_recon.train.encoding_init import encoding_fit
 from e2e_recon.train.multi_config import subject_files
 from e2e_recon.train.priors import first_linear, init_first_layer
@@ -150,6 +151,12 @@ def init_adapted(generator: nn.Module, source: AdaptSource, data: Any, cfg: Conf
             weight, bias, note = encoding_start(source, data, cfg)
         except (ConfigError, DataError) as error:  # a source or images it cannot use
             start, why_not = "ridge", f" (no encoding start: {error})"
+            # On the terminal too: the encoding start is the measured default, and the
+            # message says how to get it (usually --source-fmri).
+            warn(
+                "the new input layer starts from the ridge decoder, not the encoding start: "
+                f"{error}"
+            )
     elif start in ("activations", "encoding"):
         fit = activation_fit if start == "activations" else encoding_start
         weight, bias, note = fit(source, data, cfg)
