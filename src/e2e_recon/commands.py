@@ -69,12 +69,10 @@ def check_input_files(cfg: Config) -> None:
     from e2e_recon.data.h5probe import check_file
 
     for option, path in _input_files(cfg):
-        if not Path(path).is_file():
-            raise DataError(
-                f"{option} {path}: no such file. Give the path of a BData .h5 file; "
-                "`e2e-recon download fmri --subject sub-01` fetches the lab's files"
-            )
-        check_file(path)
+        try:
+            check_file(path)
+        except DataError as error:  # the check's message, with the option that gave the file
+            raise DataError(f"{option}: {error}") from None
 
 
 def _input_files(cfg: Config) -> list[tuple[str, str]]:

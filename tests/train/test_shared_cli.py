@@ -139,5 +139,7 @@ def test_a_missing_file_is_named_with_its_option_and_leaves_nothing(
     args += ["--images", str(runs["images"]), "--runs-dir", str(runs_dir)]
     result = runner.invoke(app, args)
     assert result.exit_code != 0
-    assert f"{option}" in result.output and f"{missing}: no such file" in result.output
+    assert f"{option} " in result.output
+    assert f"BData file {missing} cannot be opened (No such file or directory)" in result.output
+    assert "e2e-recon download fmri" in result.output
     assert not runs_dir.exists() or not any(runs_dir.iterdir())

@@ -24,6 +24,7 @@ checked once however often it is read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -54,6 +55,10 @@ DEFAULT_TIMEOUT_S = 120.0
 _REFUSED = 3
 #: Verdicts by (resolved path, size, mtime_ns): None for a readable file, else the message.
 _VERDICTS: dict[tuple[str, int, int], str | None] = {}
+#: Appended where the file is not there at all.
+_MISSING_HINT = (
+    " Check the path; `e2e-recon download fmri --subject sub-01` fetches the lab's files."
+)
 
 
 def read_bdata_file(path: Path, read_data: bool = True) -> BDataContent:
@@ -113,7 +118,8 @@ def probe_file(path: str | os.PathLike[str]) -> None:
     try:
         stat = path.stat()
     except OSError as err:
-        raise DataError(f"BData file {path} cannot be opened ({err.strerror}).") from None
+        hint = _MISSING_HINT if err.errno == errno.ENOENT else ""
+        raise DataError(f"BData file {path} cannot be opened ({err.strerror}).{hint}") from None
     if not stat_module.S_ISREG(stat.st_mode):  # a FIFO or device would block the reader
         raise DataError(f"BData file {path} is not a regular file; give the .h5 file itself.")
     limit = probe_timeout()
