@@ -8,8 +8,8 @@ the fair ridge on the same samples (pixel and Lite2 head identification) with th
 paired intervals, and the goal's margins (+0.05, +0.10) as dotted lines.
 
 ``grid``: from one seed's reconstruction folder (``<family>-seed<S>-runs/recon-<N>`` in the
-benchmark's work folder) and the experiment's images: the first ``--n`` test stimuli as
-the networks saw them (resized and centre-cropped; spread over the test set), above the
+benchmark's work folder) and the experiment's images: ``--n`` natural test stimuli spread
+over the test set, as the networks saw them (resized and centre-cropped), above the
 fair ridge's, the adapted generator's, ``small``'s from scratch and the full-data model's
 reconstructions.
 
@@ -59,8 +59,8 @@ GRID_LABELS = {
     "ridge": "fair ridge",
     "full": "full data",
 }
-#: Folders of an experiment's stimuli by test set (``e2e-recon simulate``'s layout).
-STIMULUS_FOLDERS = {"natural": "test", "shapes": "artificial", "letters": "letters"}
+#: The folder of an experiment's natural test images (``e2e-recon simulate``'s layout).
+TEST_FOLDER = "test"
 
 
 def family_results(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
@@ -158,7 +158,7 @@ def grid_rows(recon_dir: Path, images_dir: Path, adapted: str, n: int) -> dict[s
     png = {(r["method"], r["stimulus_name"]): r["png"] for r in rows}
     out: dict[str, list] = {"stimulus": []}
     for name in names:
-        matches = sorted((images_dir / STIMULUS_FOLDERS["natural"]).glob(f"{name}.*"))
+        matches = sorted((images_dir / TEST_FOLDER).glob(f"{name}.*"))
         if not matches:
             raise SystemExit(f"{images_dir}: no test image {name}.*; give the experiment's images")
         image = load_image(matches[0], int(geometry["image_size_px"]))
