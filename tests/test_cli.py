@@ -31,6 +31,13 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     assert "Example:" in result.output
 
 
+def test_train_help_names_every_preset() -> None:
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("adapt", "demo", "paper", "shared", "small"):
+        assert name in result.output.split("Preset name (")[1].split(")")[0], name
+
+
 def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path: Path) -> None:
     result = runner.invoke(
         app,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from e2e_recon.config import preset_names
 from e2e_recon.errors import E2EReconError
 from e2e_recon.fileio import is_write_failure, output_error
 
@@ -68,7 +69,10 @@ def _output_folder(kwargs: dict[str, Any]) -> Path:
 
 
 ConfigOpt = Annotated[
-    str, typer.Option("--config", "-c", help="Preset name (paper, demo, small) or a YAML file.")
+    str,
+    typer.Option(
+        "--config", "-c", help=f"Preset name ({', '.join(preset_names())}) or a YAML file."
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
