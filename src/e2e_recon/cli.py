@@ -298,7 +298,11 @@ def reconstruct(
         str, typer.Option(help="Voxel selection (default: the model's own, else 'ROI_VC = 1').")
     ] = "",
     subject: Annotated[
-        str, typer.Option(help="Find files in the data home for this subject.")
+        str,
+        typer.Option(
+            help="The subject: its files in the data home where not given, and its input "
+            "layer of a shared generator (default: the test file's name, sub-NN_...)."
+        ),
     ] = "",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("recon"),
     ridge: Annotated[bool, typer.Option(help="Also reconstruct with the ridge baseline.")] = False,
