@@ -57,6 +57,8 @@ GOAL = (
     "identification (paired intervals excluding 0), and >= 95% of the full-data model's pixel "
     "identification"
 )
+#: The goal's margins over the fair ridge, by metric (GOAL's text says the same).
+MARGINS = {"pixid": 0.05, "effnet-lite2/head": 0.10}
 #: Family -> (simulate preset, SNR; None: the preset's calibrated default).
 FAMILIES: dict[str, tuple[str, float | None]] = {
     "project": ("small", 0.25),
@@ -213,21 +215,23 @@ def verdict(summary: dict[str, Any]) -> dict[str, Any]:
     every sample of the subject, does not clear them either, no adaptation is expected to."""
     pairs, means_ = summary["paired"], summary["means"]
 
-    def beats(name: str, metric: str, margin: float) -> bool | None:
+    def beats(name: str, metric: str) -> bool | None:
         diff = pairs.get(name, {}).get(metric)
-        return None if diff is None else bool(diff["mean"] >= margin and diff["ci_low"] > 0)
+        return (
+            None if diff is None else bool(diff["mean"] >= MARGINS[metric] and diff["ci_low"] > 0)
+        )
 
     full = means_.get("full", {}).get("pixid")
     adapted = means_.get("adapted", {}).get("pixid")
     ratio = None if not full or adapted is None else round(adapted / full, 4)
     return {
-        "pixid_vs_ridge_met": beats("adapted - ridge", "pixid", 0.05),
-        "lite2_head_vs_ridge_met": beats("adapted - ridge", "effnet-lite2/head", 0.10),
+        "pixid_vs_ridge_met": beats("adapted - ridge", "pixid"),
+        "lite2_head_vs_ridge_met": beats("adapted - ridge", "effnet-lite2/head"),
         "pixid_fraction_of_full": ratio,
         "fraction_met": None if ratio is None else ratio >= 0.95,
         "full_data_model": {
-            "pixid_vs_ridge_met": beats("full - ridge", "pixid", 0.05),
-            "lite2_head_vs_ridge_met": beats("full - ridge", "effnet-lite2/head", 0.10),
+            "pixid_vs_ridge_met": beats("full - ridge", "pixid"),
+            "lite2_head_vs_ridge_met": beats("full - ridge", "effnet-lite2/head"),
         },
     }
 

@@ -40,9 +40,11 @@ import numpy as np
 from PIL import Image
 
 from e2e_recon.data.images import center_crop_uint8, load_image
+from e2e_recon.fileio import atomic_write_bytes
 from e2e_recon.report.figures import figure_png, grid_png
 
-#: Pixel and Lite2 head margins of the goal (benchmarks/transfer.py's verdict).
+#: Pixel and Lite2 head margins of the goal: ``MARGINS`` of benchmarks/transfer.py, which
+#: this script does not import (neither is a package); a test holds the two equal.
 GOAL_MARGINS = {"pixid": 0.05, "effnet-lite2/head": 0.10}
 METRIC_LABELS = {"pixid": "pixel identification", "effnet-lite2/head": "Lite2 head identification"}
 #: Okabe-Ito colours (colour-blind safe), as the experiments' plots use.
@@ -194,9 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = grid_rows(args.inputs[0], args.inputs[1], args.adapted, args.n)
         title = args.title or f"{args.inputs[0].name}: the new subject's test images"
         png = grid_png(rows, title, tile_in=0.9)
-    partial = args.out.with_name(args.out.name + ".partial")
-    partial.write_bytes(png)
-    partial.replace(args.out)
+    atomic_write_bytes(args.out, png)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,14 @@ def test_the_curves_read_the_benchmarks_means_and_intervals(
     figures.main(["curves", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)])
     with Image.open(out) as image:  # two families side by side, three rows of panels
         assert image.width > image.height * 0.8 and image.height > 600
-    assert not list(tmp_path.glob("*.partial"))
+    # Written under a temporary name and renamed: nothing but the inputs and the figure.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "curves.png"]
+
+
+def test_the_goal_lines_are_the_benchmarks_margins(
+    figures: ModuleType, transfer: ModuleType
+) -> None:
+    assert figures.GOAL_MARGINS == transfer.MARGINS
 
 
 def test_a_file_that_is_not_a_result_is_named(figures: ModuleType, tmp_path: Path) -> None:
